@@ -1,0 +1,73 @@
+#!/usr/bin/env node
+/**
+ * The layerstore command line. Parses global options, dispatches to one command module,
+ * and maps errors to the CLI contract (DESIGN.md): `layerstore: <CODE>: <message>` on stderr
+ * and an exit status by error kind.
+ */
+import { reportError, UsageError, type GlobalOptions } from './output.js'
+import { tarSplit } from './commands/tar-split.js'
+
+const HELP = `Usage: layerstore [--root DIR] [--driver overlay2|vfs] [--json] [--quiet] COMMAND ...
+
+Commands:
+  tar-split disasm|asm   split a tar into tar-split metadata, and put it back together
+
+Global options:
+  --root DIR      store root (default $LAYERSTORE_ROOT, /var/lib/layerstore as root)
+  --driver NAME   graph driver: overlay2 or vfs
+  --json          machine-readable output
+  --quiet         print only what was asked for
+  -h, --help      this text; COMMAND --help for a command's
+`
+
+type Command = (argv: string[], global: GlobalOptions) => Promise<number>
+const COMMANDS: Readonly<Record<string, Command>> = { 'tar-split': tarSplit }
+
+/** Splits the global options off the front of argv. */
+function parseGlobal(argv: string[]): { global: GlobalOptions; rest: string[] } {
+  let json = false
+  let quiet = false
+  let root: string | undefined
+  let driver: string | undefined
+  let i = 0
+  for (; i < argv.length; i++) {
+    const a = argv[i]!
+    if (a === '--json') json = true
+    else if (a === '--quiet' || a === '-q') quiet = true
+    else if (a === '--root' || a === '--driver') {
+      const v = argv[++i]
+      if (v === undefined) throw new UsageError(`${a} needs a value`)
+      if (a === '--root') root = v
+      else driver = v
+    } else if (a.startsWith('--root=')) root = a.slice(7)
+    else if (a.startsWith('--driver=')) driver = a.slice(9)
+    else break
+  }
+  const global: GlobalOptions = {
+    json,
+    quiet,
+    ...(root !== undefined ? { root } : {}),
+    ...(driver !== undefined ? { driver } : {}),
+  }
+  return { global, rest: argv.slice(i) }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let json = argv.includes('--json')
+  try {
+    const { global, rest } = parseGlobal(argv)
+    json = global.json
+    const [name, ...args] = rest
+    if (name === undefined || name === '-h' || name === '--help' || name === 'help') {
+      process.stdout.write(HELP)
+      return name === undefined ? 2 : 0
+    }
+    const command = COMMANDS[name]
+    if (command === undefined) throw new UsageError(`Unknown command "${name}" (try --help)`)
+    return await command(args, global)
+  } catch (err) {
+    return reportError(err, json)
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2))

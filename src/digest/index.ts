@@ -1,0 +1,5 @@
+export * from './digest.js'
+export * from './hash.js'
+export * from './chain-id.js'
+export * from './errors.js'
+export * from './verify.js'

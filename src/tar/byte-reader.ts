@@ -1,0 +1,113 @@
+/**
+ * A pull reader over a stream of chunks: hands out exact-length reads and chunk views, keeps
+ * the stream offset, and, when asked, a copy of selected bytes ("raw accounting", for
+ * tar-split, which must record every byte that is not file data).
+ */
+const EMPTY = new Uint8Array(0)
+
+export class ByteReader {
+  readonly #it: AsyncIterator<Uint8Array>
+  #chunk: Uint8Array = EMPTY
+  #pos = 0
+  #offset = 0
+  #done = false
+  readonly #signal: AbortSignal | undefined
+  /** Raw bytes recorded since the last take (parts are copies, safe to keep). */
+  raw: Uint8Array[] = []
+
+  constructor(source: AsyncIterable<Uint8Array>, signal?: AbortSignal) {
+    this.#it = source[Symbol.asyncIterator]()
+    this.#signal = signal
+  }
+
+  /** Bytes consumed so far. */
+  get offset(): number {
+    return this.#offset
+  }
+
+  /** Loads the next non-empty chunk; false at end of stream. */
+  async #fill(): Promise<boolean> {
+    while (this.#pos >= this.#chunk.length) {
+      if (this.#done) return false
+      this.#signal?.throwIfAborted()
+      const r = await this.#it.next()
+      if (r.done === true) {
+        this.#done = true
+        this.#chunk = EMPTY
+        this.#pos = 0
+        return false
+      }
+      const v = r.value
+      this.#chunk = v instanceof Uint8Array ? v : Buffer.from(v as string)
+      this.#pos = 0
+    }
+    return true
+  }
+
+  /**
+   * Up to `max` bytes, from the current chunk only (a view, not a copy); empty at the end of
+   * the stream.
+   */
+  async readSome(max: number): Promise<Uint8Array> {
+    if (max <= 0) return EMPTY
+    if (this.#pos >= this.#chunk.length && !(await this.#fill())) return EMPTY
+    const n = Math.min(max, this.#chunk.length - this.#pos)
+    const out = this.#chunk.subarray(this.#pos, this.#pos + n)
+    this.#pos += n
+    this.#offset += n
+    return out
+  }
+
+  /**
+   * Exactly `n` bytes, or fewer only at the end of the stream (Go's io.ReadFull; the caller
+   * tells a clean end, length 0, from a cut one). A view when the bytes lie in one chunk.
+   */
+  async readFull(n: number, raw = false): Promise<Uint8Array> {
+    const avail = this.#chunk.length - this.#pos
+    let out: Uint8Array
+    if (avail >= n) {
+      out = this.#chunk.subarray(this.#pos, this.#pos + n)
+      this.#pos += n
+      this.#offset += n
+    } else {
+      const parts: Uint8Array[] = []
+      let got = 0
+      while (got < n) {
+        const part = await this.readSome(n - got)
+        if (part.length === 0) break
+        parts.push(part)
+        got += part.length
+      }
+      out = parts.length === 1 ? parts[0]! : Buffer.concat(parts, got)
+    }
+    if (raw && out.length > 0) this.raw.push(Uint8Array.prototype.slice.call(out))
+    return out
+  }
+
+  /** Skips up to `n` bytes (recording them when `raw`); returns how many were skipped. */
+  async skip(n: number, raw = false): Promise<number> {
+    let left = n
+    while (left > 0) {
+      const part = await this.readSome(Math.min(left, 1 << 20))
+      if (part.length === 0) break
+      if (raw) this.raw.push(Uint8Array.prototype.slice.call(part))
+      left -= part.length
+    }
+    return n - left
+  }
+
+  /** All raw bytes recorded since the last call, as one buffer (Go's Reader.RawBytes). */
+  takeRaw(): Buffer {
+    const parts = this.raw
+    this.raw = []
+    return parts.length === 1
+      ? Buffer.from(parts[0]!.buffer, parts[0]!.byteOffset, parts[0]!.length)
+      : Buffer.concat(parts)
+  }
+
+  /** Stops reading the source (lets a generator source run its cleanup). */
+  async close(): Promise<void> {
+    this.#done = true
+    await this.#it.return?.()
+  }
+}

@@ -1,0 +1,33 @@
+/**
+ * Go's path.Clean on a byte string held as latin1 text (one char a byte): the key under which
+ * tar-split detects duplicate names, so `a`, `./a` and `a/` are one path.
+ */
+export function cleanPath(p: string): string {
+  if (p === '') return '.'
+  const rooted = p.startsWith('/')
+  const out: string[] = []
+  for (const part of p.split('/')) {
+    if (part === '' || part === '.') continue
+    if (part === '..') {
+      if (out.length > 0 && out[out.length - 1] !== '..') out.pop()
+      else if (!rooted) out.push('..')
+      continue
+    }
+    out.push(part)
+  }
+  const s = out.join('/')
+  if (rooted) return '/' + s
+  return s === '' ? '.' : s
+}
+
+/** Tracks cleaned names and reports repeats. */
+export class SeenPaths {
+  readonly #seen = new Set<string>()
+  /** False when the cleaned name was seen before. */
+  add(name: Buffer): boolean {
+    const key = cleanPath(name.toString('latin1'))
+    if (this.#seen.has(key)) return false
+    this.#seen.add(key)
+    return true
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * The tar-split contract: the entries that record a tar stream (vbatts/tar-split
+ * `tar/storage`), and the interfaces that pack them to disk and find file payloads.
+ *
+ * A tar stream is split into **segments** (raw bytes: headers, extended headers, padding, the
+ * end-of-archive blocks and anything after them) and **file** entries (one per tar entry,
+ * carrying its name, size and the CRC-64 of its data, but not the data). Given the files,
+ * assembling the entries in order gives the original stream back, byte for byte:
+ * ```ts
+ * const { stream, done } = disassemble(source, { packer })  // stream: the tar, unchanged
+ * await applyTo(dir, stream); await done                      // metadata is in packer
+ * const tar = Readable.from(assemble(unpack(metaFile), new PathFileGetter(dir)))
+ * ```
+ * On disk this is Docker's `tar-split.json.gz`: gzip'd JSON lines, one entry a line, field
+ * names, order and encodings exactly as Go writes them (see packer.ts).
+ */
+
+/** Entry types as stored (`"type"` in JSON). Unknown types are skipped when assembling. */
+export const ENTRY_TYPE = { FILE: 1, SEGMENT: 2 } as const
+
+/** Raw bytes of the stream, written back verbatim. */
+export interface SegmentEntry {
+  readonly type: 2
+  readonly payload: Buffer
+  position: number
+}
+
+/** One tar entry whose data, if any, lives in a file named `name` under the layer root. */
+export interface FileEntry {
+  readonly type: 1
+  /** The name exactly as the tar has it: the bytes, UTF-8 or not (JSON `name`/`name_raw`). */
+  readonly name: Buffer
+  /** Size from the header; 0 means no data is read back. */
+  readonly size: number
+  /** CRC-64/ISO of the data, 8 bytes big-endian; undefined when size is 0. */
+  readonly crc?: Buffer
+  position: number
+}
+
+/** An entry of a type this version does not know (kept so that positions stay intact). */
+export interface UnknownEntry {
+  readonly type: number
+  position: number
+}
+
+export type TarSplitEntry = SegmentEntry | FileEntry
+
+export function isFileEntry(e: TarSplitEntry | UnknownEntry): e is FileEntry {
+  return e.type === ENTRY_TYPE.FILE
+}
+
+export function isSegmentEntry(e: TarSplitEntry | UnknownEntry): e is SegmentEntry {
+  return e.type === ENTRY_TYPE.SEGMENT
+}
+
+/** Receives entries in order (a JSON packer, an array in tests). */
+export interface EntrySink {
+  add(entry: TarSplitEntry): void | Promise<void>
+}
+
+/** Gives the bytes of the file a FileEntry names, from wherever the layer's files live. */
+export interface FileGetter {
+  /**
+   * Streams the file named `name` (tar name bytes, relative to the layer root). `size` is what
+   * the metadata recorded, so a getter can refuse a file of another size early.
+   */
+  get(name: Buffer, size: number, signal?: AbortSignal): AsyncIterable<Uint8Array>
+}

@@ -5,8 +5,11 @@
  */
 const EMPTY = new Uint8Array(0)
 
+/** Any source of byte chunks: a Node Readable, an async generator, an array of buffers. */
+export type ByteSource = AsyncIterable<Uint8Array> | Iterable<Uint8Array>
+
 export class ByteReader {
-  readonly #it: AsyncIterator<Uint8Array>
+  readonly #it: AsyncIterator<Uint8Array> | Iterator<Uint8Array>
   #chunk: Uint8Array = EMPTY
   #pos = 0
   #offset = 0
@@ -15,8 +18,8 @@ export class ByteReader {
   /** Raw bytes recorded since the last take (parts are copies, safe to keep). */
   raw: Uint8Array[] = []
 
-  constructor(source: AsyncIterable<Uint8Array>, signal?: AbortSignal) {
-    this.#it = source[Symbol.asyncIterator]()
+  constructor(source: ByteSource, signal?: AbortSignal) {
+    this.#it = Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]()
     this.#signal = signal
   }
 

@@ -4,7 +4,7 @@
  * returned as an entry of its own, as Go does. With `rawAccounting`, every byte that is not
  * file data is kept for tar-split (the vbatts/tar-split fork's RawAccounting).
  */
-import { ByteReader } from './byte-reader.js'
+import { ByteReader, type ByteSource } from './byte-reader.js'
 import { TarError } from './errors.js'
 import {
   blockFormat,
@@ -50,7 +50,7 @@ export class TarReader implements AsyncIterable<TarEntry> {
   #ended = false
   #failed: unknown = undefined
 
-  constructor(source: AsyncIterable<Uint8Array>, options: ReadTarOptions = {}) {
+  constructor(source: ByteSource, options: ReadTarOptions = {}) {
     this.#br = new ByteReader(source, options.signal)
     this.#raw = options.rawAccounting === true
     this.#maxSpecial = options.maxSpecialFileSize ?? MAX_SPECIAL_FILE_SIZE

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto'
 import { PassThrough, type Readable } from 'node:stream'
 import { TarReader } from '../tar/reader.js'
 import type { ReadTarOptions } from '../tar/types.js'
+import type { ByteSource } from '../tar/byte-reader.js'
 import { digestFromHex, type DiffId } from '../digest/digest.js'
 import { Crc64 } from './crc64.js'
 import type { EntrySink } from './entry.js'
@@ -32,7 +33,7 @@ export interface DisassembleResult {
 
 /** Records the entries of `source` into `sink`; the stream itself is only read. */
 export async function disassembleTo(
-  source: AsyncIterable<Uint8Array>,
+  source: ByteSource,
   sink: EntrySink,
   options: DisassembleOptions = {},
 ): Promise<DisassembleResult> {
@@ -75,7 +76,7 @@ export async function disassembleTo(
 }
 
 async function* hashing(
-  source: AsyncIterable<Uint8Array>,
+  source: ByteSource,
   hash: ReturnType<typeof createHash>,
 ): AsyncGenerator<Uint8Array> {
   for await (const chunk of source) {
@@ -90,7 +91,7 @@ async function* hashing(
  * for the consumer, so `stream` must be read to the end or destroyed.
  */
 export function disassemble(
-  source: AsyncIterable<Uint8Array>,
+  source: ByteSource,
   sink: EntrySink,
   options: DisassembleOptions = {},
 ): { stream: Readable; done: Promise<DisassembleResult> } {
@@ -109,7 +110,7 @@ export function disassemble(
 }
 
 async function* tee(
-  source: AsyncIterable<Uint8Array>,
+  source: ByteSource,
   out: PassThrough,
 ): AsyncGenerator<Uint8Array> {
   for await (const chunk of source) {

@@ -131,7 +131,7 @@ export interface UnpackOptions {
  * TARSPLIT_DUPLICATE_PATH, as Go's unpacker does.
  */
 export async function* unpack(
-  source: AsyncIterable<Uint8Array>,
+  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   options: UnpackOptions = {},
 ): AsyncGenerator<TarSplitEntry | UnknownEntry> {
   const input = Readable.from(source, { objectMode: false })

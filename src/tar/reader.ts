@@ -409,9 +409,13 @@ export class TarReader implements AsyncIterable<TarEntry> {
       h.size = parseNumericField(block, FIELD.gnuRealSize)
       oldGnuFragments(block.subarray(FIELD.gnuSparse[0], FIELD.gnuSparse[0] + 96), 4, fragments)
       let extended = block[FIELD.gnuIsExtended[0]]! > 0
+      let mapBytes = 0
       while (extended) {
-        if (fragments.length > MAX_SPARSE_ENTRIES)
+        // Extension blocks count against the same cap as other metadata (Go: CVE-2025-58183).
+        mapBytes += BLOCK_SIZE
+        if (mapBytes > this.#maxSpecial || fragments.length > MAX_SPARSE_ENTRIES) {
           this.#fail('TAR_FIELD_TOO_LONG', 'Cannot read sparse map: map too long', offset)
+        }
         const ext = await this.#br.readFull(BLOCK_SIZE, this.#raw)
         if (ext.length < BLOCK_SIZE)
           this.#fail('TAR_UNEXPECTED_EOF', 'Cannot read sparse map: stream ends early')

@@ -1,0 +1,5 @@
+// The public API: re-exports only.
+export * from './errors.js'
+export * from './digest/index.js'
+export * from './tar/index.js'
+export * from './tarsplit/index.js'

@@ -9,6 +9,7 @@
 
 const POLY_HI = 0xd8000000 // reflected ISO polynomial, high 32 bits (low 32 bits are 0)
 const TABLES = 8
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1
 // Table k, entry i: the CRC of byte i followed by k zero bytes. Stored as hi/lo halves.
 const T_LO = new Uint32Array(256 * TABLES)
 const T_HI = new Uint32Array(256 * TABLES)
@@ -46,43 +47,45 @@ export class Crc64 {
     let hi = this.#hi
     const n = data.length
     let p = 0
-    const end8 = n - (n % 8)
-    while (p < end8) {
-      const l = lo ^ (data[p]! | (data[p + 1]! << 8) | (data[p + 2]! << 16) | (data[p + 3]! << 24))
-      const h =
-        hi ^ (data[p + 4]! | (data[p + 5]! << 8) | (data[p + 6]! << 16) | (data[p + 7]! << 24))
-      const i0 = 7 * 256 + (l & 0xff)
-      const i1 = 6 * 256 + ((l >>> 8) & 0xff)
-      const i2 = 5 * 256 + ((l >>> 16) & 0xff)
-      const i3 = 4 * 256 + (l >>> 24)
-      const i4 = 3 * 256 + (h & 0xff)
-      const i5 = 2 * 256 + ((h >>> 8) & 0xff)
-      const i6 = 256 + ((h >>> 16) & 0xff)
-      const i7 = h >>> 24
-      lo =
-        T_LO[i0]! ^
-        T_LO[i1]! ^
-        T_LO[i2]! ^
-        T_LO[i3]! ^
-        T_LO[i4]! ^
-        T_LO[i5]! ^
-        T_LO[i6]! ^
-        T_LO[i7]!
-      hi =
-        T_HI[i0]! ^
-        T_HI[i1]! ^
-        T_HI[i2]! ^
-        T_HI[i3]! ^
-        T_HI[i4]! ^
-        T_HI[i5]! ^
-        T_HI[i6]! ^
-        T_HI[i7]!
-      p += 8
+    // Bytes up to a 4-byte boundary one at a time, then whole words through a Uint32Array view
+    // (two loads per 8 bytes instead of eight), then the tail.
+    if (LITTLE_ENDIAN && n >= 64) {
+      while ((data.byteOffset + p) & 3) {
+        const idx = (lo ^ data[p]!) & 0xff
+        lo = (T_LO[idx]! ^ ((lo >>> 8) | (hi << 24))) >>> 0
+        hi = (T_HI[idx]! ^ (hi >>> 8)) >>> 0
+        p++
+      }
+      const words = new Uint32Array(data.buffer, data.byteOffset + p, ((n - p) >>> 3) << 1)
+      const wn = words.length
+      for (let w = 0; w < wn; w += 2) {
+        const l = lo ^ words[w]!
+        const h = hi ^ words[w + 1]!
+        lo =
+          T_LO[1792 + (l & 0xff)]! ^
+          T_LO[1536 + ((l >>> 8) & 0xff)]! ^
+          T_LO[1280 + ((l >>> 16) & 0xff)]! ^
+          T_LO[1024 + (l >>> 24)]! ^
+          T_LO[768 + (h & 0xff)]! ^
+          T_LO[512 + ((h >>> 8) & 0xff)]! ^
+          T_LO[256 + ((h >>> 16) & 0xff)]! ^
+          T_LO[h >>> 24]!
+        hi =
+          T_HI[1792 + (l & 0xff)]! ^
+          T_HI[1536 + ((l >>> 8) & 0xff)]! ^
+          T_HI[1280 + ((l >>> 16) & 0xff)]! ^
+          T_HI[1024 + (l >>> 24)]! ^
+          T_HI[768 + (h & 0xff)]! ^
+          T_HI[512 + ((h >>> 8) & 0xff)]! ^
+          T_HI[256 + ((h >>> 16) & 0xff)]! ^
+          T_HI[h >>> 24]!
+      }
+      p += wn * 4
     }
     while (p < n) {
       const idx = (lo ^ data[p]!) & 0xff
-      lo = T_LO[idx]! ^ ((lo >>> 8) | (hi << 24))
-      hi = T_HI[idx]! ^ (hi >>> 8)
+      lo = (T_LO[idx]! ^ ((lo >>> 8) | (hi << 24))) >>> 0
+      hi = (T_HI[idx]! ^ (hi >>> 8)) >>> 0
       p++
     }
     this.#lo = lo >>> 0

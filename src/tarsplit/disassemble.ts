@@ -109,10 +109,7 @@ export function disassemble(
   return { stream, done }
 }
 
-async function* tee(
-  source: ByteSource,
-  out: PassThrough,
-): AsyncGenerator<Uint8Array> {
+async function* tee(source: ByteSource, out: PassThrough): AsyncGenerator<Uint8Array> {
   for await (const chunk of source) {
     if (out.destroyed) throw new Error('Cannot pass tar through: the consumer closed the stream')
     if (!out.write(chunk)) await drained(out)

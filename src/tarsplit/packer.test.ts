@@ -26,11 +26,23 @@ async function pack(entries: TarSplitEntry[]): Promise<Buffer> {
 
 test('entries are encoded as Go writes them: key order, omitempty, null payload', () => {
   assert.equal(
-    encodeEntry({ type: 1, name: Buffer.from('etc/hosts'), size: 3, crc: Buffer.from('6149981000000000', 'hex'), position: 3 }),
+    encodeEntry({
+      type: 1,
+      name: Buffer.from('etc/hosts'),
+      size: 3,
+      crc: Buffer.from('6149981000000000', 'hex'),
+      position: 3,
+    }),
     '{"type":1,"name":"etc/hosts","size":3,"payload":"YUmYEAAAAAA=","position":3}\n',
   )
-  assert.equal(encodeEntry({ type: 1, name: Buffer.from('etc/'), size: 0, position: 1 }), '{"type":1,"name":"etc/","payload":null,"position":1}\n')
-  assert.equal(encodeEntry({ type: 2, payload: Buffer.from('ab'), position: 0 }), '{"type":2,"payload":"YWI=","position":0}\n')
+  assert.equal(
+    encodeEntry({ type: 1, name: Buffer.from('etc/'), size: 0, position: 1 }),
+    '{"type":1,"name":"etc/","payload":null,"position":1}\n',
+  )
+  assert.equal(
+    encodeEntry({ type: 2, payload: Buffer.from('ab'), position: 0 }),
+    '{"type":2,"payload":"YWI=","position":0}\n',
+  )
   // A name that is not UTF-8 goes to name_raw, base64.
   assert.equal(
     encodeEntry({ type: 1, name: Buffer.from([0x66, 0xe9]), size: 0, position: 0 }),
@@ -39,7 +51,10 @@ test('entries are encoded as Go writes them: key order, omitempty, null payload'
 })
 
 test('strings are escaped as Go escapes them (HTML-safe, \\u00XX controls)', () => {
-  assert.equal(goJsonString('a<b>&"\\\n\r\t\u0001\u007f\u2028\u2029é'), '"a\\u003cb\\u003e\\u0026\\"\\\\\\n\\r\\t\\u0001\u007f\\u2028\\u2029é"')
+  assert.equal(
+    goJsonString('a<b>&"\\\n\r\t\u0001\u007f\u2028\u2029é'),
+    '"a\\u003cb\\u003e\\u0026\\"\\\\\\n\\r\\t\\u0001\u007f\\u2028\\u2029é"',
+  )
 })
 
 test('pack then unpack gives the entries back, positions assigned in order', async () => {
@@ -62,37 +77,71 @@ test('the packer refuses duplicate paths after cleaning (a, ./a, a/)', async () 
   for (const second of ['a', './a', 'a/', 'b/../a', 'a//']) {
     const p = new JsonPacker(new PassThrough().resume())
     await p.add({ type: 1, name: Buffer.from('a'), size: 0, position: 0 })
-    await assert.rejects(p.add({ type: 1, name: Buffer.from(second), size: 0, position: 0 }), (e) => hasCode(e, 'TARSPLIT_DUPLICATE_PATH'))
+    await assert.rejects(p.add({ type: 1, name: Buffer.from(second), size: 0, position: 0 }), (e) =>
+      hasCode(e, 'TARSPLIT_DUPLICATE_PATH'),
+    )
     p.destroy()
   }
 })
 
 test('the unpacker refuses duplicates, bad base64, bad JSON, and accepts any whitespace and multi-member gzip', async () => {
   const dup = '{"type":1,"name":"x","position":0}\n{"type":1,"name":"./x","position":1}\n'
-  await assert.rejects(collect(unpack([gzipSync(dup)])), (e) => hasCode(e, 'TARSPLIT_DUPLICATE_PATH'))
-  await assert.rejects(collect(unpack([gzipSync('{"type":2,"payload":"!!","position":0}')])), (e) => hasCode(e, 'TARSPLIT_INVALID_METADATA'))
-  await assert.rejects(collect(unpack([gzipSync('{"type":2,')])), (e) => hasCode(e, 'TARSPLIT_INVALID_METADATA'))
-  await assert.rejects(collect(unpack([Buffer.from('not gzip at all')])), (e) => hasCode(e, 'TARSPLIT_INVALID_METADATA'))
-  const two = Buffer.concat([gzipSync('{"type":2,"payload":"YQ==","position":0}  '), gzipSync('\n\t{"type":2,"payload":"Yg==","position":1}{"type":9,"position":2}')])
+  await assert.rejects(collect(unpack([gzipSync(dup)])), (e) =>
+    hasCode(e, 'TARSPLIT_DUPLICATE_PATH'),
+  )
+  await assert.rejects(collect(unpack([gzipSync('{"type":2,"payload":"!!","position":0}')])), (e) =>
+    hasCode(e, 'TARSPLIT_INVALID_METADATA'),
+  )
+  await assert.rejects(collect(unpack([gzipSync('{"type":2,')])), (e) =>
+    hasCode(e, 'TARSPLIT_INVALID_METADATA'),
+  )
+  await assert.rejects(collect(unpack([Buffer.from('not gzip at all')])), (e) =>
+    hasCode(e, 'TARSPLIT_INVALID_METADATA'),
+  )
+  const two = Buffer.concat([
+    gzipSync('{"type":2,"payload":"YQ==","position":0}  '),
+    gzipSync('\n\t{"type":2,"payload":"Yg==","position":1}{"type":9,"position":2}'),
+  ])
   const got = (await collect(unpack([two]))) as { type: number }[]
-  assert.deepEqual(got.map((e) => e.type), [2, 2, 9])
+  assert.deepEqual(
+    got.map((e) => e.type),
+    [2, 2, 9],
+  )
 })
 
 test('unpacker fuzz: random bytes and mutated metadata fail only with coded errors', async () => {
-  const valid = '{"type":1,"name":"etc/hosts","size":3,"payload":"YUmYEAAAAAA=","position":3}\n{"type":2,"payload":"YWI=","position":4}\n'
+  const valid =
+    '{"type":1,"name":"etc/hosts","size":3,"payload":"YUmYEAAAAAA=","position":3}\n{"type":2,"payload":"YWI=","position":4}\n'
   await fc.assert(
-    fc.asyncProperty(fc.oneof(fc.uint8Array({ maxLength: 200 }), fc.tuple(fc.nat(valid.length), fc.integer({ min: 0, max: 127 })).map(([i, c]) => Buffer.from(valid.slice(0, i) + String.fromCharCode(c) + valid.slice(i + 1)))), fc.boolean(), async (bytes, gz) => {
-      try {
-        await collect(unpack([gz ? gzipSync(bytes) : Buffer.from(bytes)], { uncompressed: !gz }))
-      } catch (err) {
-        assert.ok(typeof (err as { code?: unknown }).code === 'string' && (err as { code: string }).code.startsWith('TARSPLIT_'), String(err))
-      }
-    }),
+    fc.asyncProperty(
+      fc.oneof(
+        fc.uint8Array({ maxLength: 200 }),
+        fc
+          .tuple(fc.nat(valid.length), fc.integer({ min: 0, max: 127 }))
+          .map(([i, c]) =>
+            Buffer.from(valid.slice(0, i) + String.fromCharCode(c) + valid.slice(i + 1)),
+          ),
+      ),
+      fc.boolean(),
+      async (bytes, gz) => {
+        try {
+          await collect(unpack([gz ? gzipSync(bytes) : Buffer.from(bytes)], { uncompressed: !gz }))
+        } catch (err) {
+          assert.ok(
+            typeof (err as { code?: unknown }).code === 'string' &&
+              (err as { code: string }).code.startsWith('TARSPLIT_'),
+            String(err),
+          )
+        }
+      },
+    ),
   )
 })
 
 test('decodeEntry keeps unknown types and reads name_raw over name', () => {
   assert.deepEqual(decodeEntry('{"type":7,"position":5}'), { type: 7, position: 5 })
-  const e = decodeEntry('{"type":1,"name":"ignored","name_raw":"Zuk=","size":1,"payload":"AAAAAAAAAAA=","position":0}') as { name: Buffer }
+  const e = decodeEntry(
+    '{"type":1,"name":"ignored","name_raw":"Zuk=","size":1,"payload":"AAAAAAAAAAA=","position":0}',
+  ) as { name: Buffer }
   assert.deepEqual(e.name, Buffer.from([0x66, 0xe9]))
 })

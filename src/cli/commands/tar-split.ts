@@ -1,7 +1,7 @@
 /**
  * `layerstore tar-split disasm|asm`: the same role and file format as Go's `tar-split` tool.
  */
-import { createReadStream, createWriteStream } from 'node:fs'
+import { createWriteStream } from 'node:fs'
 import { pipeline } from 'node:stream/promises'
 import { Writable } from 'node:stream'
 import { parseArgs } from 'node:util'
@@ -11,6 +11,7 @@ import { unpack } from '../../tarsplit/unpacker.js'
 import { assembleStream } from '../../tarsplit/assemble.js'
 import { PathFileGetter } from '../../tarsplit/file-getter.js'
 import { UsageError, type GlobalOptions } from '../output.js'
+import { fileChunks } from '../../internal/file-chunks.js'
 
 export const HELP = `Usage:
   layerstore tar-split disasm [-o META] [--no-stdout] [FILE|-]
@@ -62,7 +63,7 @@ async function disasm(argv: string[], global: GlobalOptions): Promise<number> {
   if (!Number.isInteger(level) || level < 1 || level > 9)
     throw new UsageError('--level takes 1 to 9')
   const file = positionals[0] ?? '-'
-  const input = file === '-' ? process.stdin : createReadStream(file, { highWaterMark: 1 << 20 })
+  const input = file === '-' ? process.stdin : fileChunks(file)
   const packer = new JsonPacker(createWriteStream(values.output), { level })
   let result
   try {
@@ -104,7 +105,7 @@ async function asm(argv: string[], _global: GlobalOptions): Promise<number> {
   if (positionals.length > 0) throw new UsageError('asm takes no positional arguments')
   if (values.input === undefined) throw new UsageError('asm needs --input META')
   if (values.path === undefined) throw new UsageError('asm needs --path DIR')
-  const entries = unpack(createReadStream(values.input))
+  const entries = unpack(fileChunks(values.input))
   const tar = assembleStream(entries, new PathFileGetter(values.path))
   const out =
     values.output === undefined || values.output === '-'

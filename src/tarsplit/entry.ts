@@ -65,4 +65,9 @@ export interface FileGetter {
    * the metadata recorded, so a getter can refuse a file of another size early.
    */
   get(name: Buffer, size: number, signal?: AbortSignal): AsyncIterable<Uint8Array>
+  /**
+   * Optional: the whole content of a small file at once. Assembly uses it to read several
+   * small files concurrently ahead of the output; it must return the file as `get` would.
+   */
+  readWhole?(name: Buffer, size: number): Promise<Buffer>
 }

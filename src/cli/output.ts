@@ -20,8 +20,8 @@ export function reportError(err: unknown, json: boolean): number {
   let code = 'UNEXPECTED'
   let status = EXIT.unexpected
   let message = err instanceof Error ? err.message : String(err)
-  if (err instanceof UsageError) {
-    code = err.code
+  if (err instanceof UsageError || isParseArgsError(err)) {
+    code = 'USAGE'
     status = EXIT.usage
   } else if (err instanceof StoreError) {
     code = err.code
@@ -34,4 +34,12 @@ export function reportError(err: unknown, json: boolean): number {
   process.stderr.write(`layerstore: ${code}: ${message}\n`)
   if (json) process.stderr.write(JSON.stringify({ error: { code, message } }) + '\n')
   return status
+}
+
+/** util.parseArgs reports an unknown option or a missing value with an ERR_PARSE_ARGS_* code. */
+function isParseArgsError(err: unknown): boolean {
+  return (
+    err instanceof TypeError &&
+    String((err as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS_')
+  )
 }

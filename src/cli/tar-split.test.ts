@@ -38,7 +38,7 @@ test('cli: tar-split disasm passes stdin through to stdout and writes the metada
   assert.equal(
     lines[3],
     '{"type":1,"name":"d/f","size":5,"payload":"' +
-      JSON.parse(lines[3]!).payload +
+      (JSON.parse(lines[3]!) as { payload: string }).payload +
       '","position":3}',
   )
 })
@@ -77,13 +77,16 @@ test('cli: a bad tar gives "layerstore: CODE: message", the kind\'s exit status,
   assert.equal(r.status, EXIT['invalid-argument'])
   const [line, json] = r.stderr.toString().trim().split('\n')
   assert.match(line!, /^layerstore: TAR_BAD_CHECKSUM: .*\(at byte 1024\)$/)
-  assert.equal(JSON.parse(json!).error.code, 'TAR_BAD_CHECKSUM')
+  assert.equal((JSON.parse(json!) as { error: { code: string } }).error.code, 'TAR_BAD_CHECKSUM')
 })
 
 test('cli: usage errors exit with status 2', () => {
   assert.equal(cli(['no-such-command']).status, EXIT.usage)
   assert.equal(cli(['tar-split', 'asm']).status, EXIT.usage)
   assert.equal(cli(['tar-split', 'frobnicate']).status, EXIT.usage)
+  const unknown = cli(['tar-split', 'disasm', '--bogus'])
+  assert.equal(unknown.status, EXIT.usage)
+  assert.match(unknown.stderr.toString(), /^layerstore: USAGE: /)
   const help = cli(['tar-split', '--help'])
   assert.equal(help.status, 0)
   assert.match(help.stdout.toString(), /tar-split disasm/)

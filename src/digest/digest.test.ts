@@ -3,7 +3,18 @@ import assert from 'node:assert/strict'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import fc from 'fast-check'
-import { chainId, chainIds, EMPTY_TAR_DIFF_ID, parseDigest, parseDiffId, isDigest, sha256Digest, sha256Stream, VerifyDigest, digestHex } from './index.js'
+import {
+  chainId,
+  chainIds,
+  EMPTY_TAR_DIFF_ID,
+  parseDigest,
+  parseDiffId,
+  isDigest,
+  sha256Digest,
+  sha256Stream,
+  VerifyDigest,
+  digestHex,
+} from './index.js'
 import { hasCode } from '../errors.js'
 
 test('EMPTY_TAR_DIFF_ID is the sha256 of 1024 zero bytes', () => {
@@ -15,18 +26,28 @@ test('chainId follows the OCI formula (SPEC Appendix B vector)', () => {
   const d2 = parseDiffId(sha256Digest('hello'))
   assert.equal(d2, 'sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824')
   assert.equal(chainId(undefined, d1), d1)
-  assert.equal(chainId(chainId(undefined, d1), d2), 'sha256:4f7d145b49775d3f8b9ae2dabf2e4d368e748f6695e12cd5902305eff78f2447')
-  assert.deepEqual(chainIds([d1, d2]), [d1, 'sha256:4f7d145b49775d3f8b9ae2dabf2e4d368e748f6695e12cd5902305eff78f2447'])
+  assert.equal(
+    chainId(chainId(undefined, d1), d2),
+    'sha256:4f7d145b49775d3f8b9ae2dabf2e4d368e748f6695e12cd5902305eff78f2447',
+  )
+  assert.deepEqual(chainIds([d1, d2]), [
+    d1,
+    'sha256:4f7d145b49775d3f8b9ae2dabf2e4d368e748f6695e12cd5902305eff78f2447',
+  ])
 })
 
 test('chainIds: each ChainID is the sha256 of "<parent> <diffId>"', () => {
   fc.assert(
-    fc.property(fc.array(fc.uint8Array({ minLength: 0, maxLength: 16 }), { minLength: 1, maxLength: 6 }), (blobs) => {
-      const diffs = blobs.map((b) => parseDiffId(sha256Digest(b)))
-      const ids = chainIds(diffs)
-      assert.equal(ids[0], diffs[0])
-      for (let i = 1; i < ids.length; i++) assert.equal(ids[i], sha256Digest(`${ids[i - 1]} ${diffs[i]}`))
-    }),
+    fc.property(
+      fc.array(fc.uint8Array({ minLength: 0, maxLength: 16 }), { minLength: 1, maxLength: 6 }),
+      (blobs) => {
+        const diffs = blobs.map((b) => parseDiffId(sha256Digest(b)))
+        const ids = chainIds(diffs)
+        assert.equal(ids[0], diffs[0])
+        for (let i = 1; i < ids.length; i++)
+          assert.equal(ids[i], sha256Digest(`${ids[i - 1]!} ${diffs[i]!}`))
+      },
+    ),
   )
 })
 
@@ -34,7 +55,14 @@ test('parseDigest accepts only sha256:<64 lowercase hex>', () => {
   const good = 'sha256:' + 'a'.repeat(64)
   assert.equal(parseDigest(good), good)
   assert.equal(digestHex(parseDigest(good)), 'a'.repeat(64))
-  for (const bad of ['', 'sha256:', 'sha256:' + 'A'.repeat(64), 'sha512:' + 'a'.repeat(64), 'sha256:' + 'a'.repeat(63), good + '\n']) {
+  for (const bad of [
+    '',
+    'sha256:',
+    'sha256:' + 'A'.repeat(64),
+    'sha512:' + 'a'.repeat(64),
+    'sha256:' + 'a'.repeat(63),
+    good + '\n',
+  ]) {
     assert.equal(isDigest(bad), false, bad)
     assert.throws(() => parseDigest(bad), TypeError)
   }
@@ -48,13 +76,19 @@ test('sha256Stream hashes a stream without holding it', async () => {
 
 test('VerifyDigest passes matching bytes and fails at the end with DIGEST_MISMATCH', async () => {
   const out: Buffer[] = []
-  const sink = async function* (src: AsyncIterable<Buffer>) {
+  const sink = async (src: AsyncIterable<Buffer>): Promise<void> => {
     for await (const c of src) out.push(c)
   }
-  await pipeline(Readable.from([Buffer.from('hello')]), new VerifyDigest(sha256Digest('hello')), sink)
+  await pipeline(
+    Readable.from([Buffer.from('hello')]),
+    new VerifyDigest(sha256Digest('hello')),
+    sink,
+  )
   assert.equal(Buffer.concat(out).toString(), 'hello')
   await assert.rejects(
     pipeline(Readable.from([Buffer.from('hellO')]), new VerifyDigest(sha256Digest('hello')), sink),
-    (err) => hasCode(err, 'DIGEST_MISMATCH') && (err as unknown as { actual: string }).actual === sha256Digest('hellO'),
+    (err) =>
+      hasCode(err, 'DIGEST_MISMATCH') &&
+      (err as unknown as { actual: string }).actual === sha256Digest('hellO'),
   )
 })

@@ -25,7 +25,7 @@ export function isDigest(s: unknown): s is Digest {
 /** Parses a digest string; throws TypeError on anything but `sha256:<64 lowercase hex>`. */
 export function parseDigest(s: string): Digest {
   if (!isDigest(s))
-    throw new TypeError(`Cannot parse digest: "${String(s).slice(0, 80)}" is not sha256:<64 hex>`)
+    throw new TypeError(`Cannot parse digest: "${s.slice(0, 80)}" is not sha256:<64 hex>`)
   return s
 }
 

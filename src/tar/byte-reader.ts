@@ -19,7 +19,8 @@ export class ByteReader {
   raw: Uint8Array[] = []
 
   constructor(source: ByteSource, signal?: AbortSignal) {
-    this.#it = Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]()
+    this.#it =
+      Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]()
     this.#signal = signal
   }
 
@@ -41,7 +42,8 @@ export class ByteReader {
         return false
       }
       const v = r.value
-      this.#chunk = v instanceof Uint8Array ? v : Buffer.from(v as string)
+      // Strings from a text-mode stream are a caller's mistake, but cheap to tolerate.
+      this.#chunk = v instanceof Uint8Array ? v : Buffer.from(String(v))
       this.#pos = 0
     }
     return true

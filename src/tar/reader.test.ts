@@ -11,7 +11,9 @@ import { corpusDir, hasCorpus, manifest } from '../testing/corpus.js'
 import { chunked, END, fileEntry, headerBlock } from '../testing/make-tar.js'
 
 /** Everything a reader reports about a stream, for comparing two ways of feeding it. */
-async function eventLog(source: Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<string[]> {
+async function eventLog(
+  source: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+): Promise<string[]> {
   const log: string[] = []
   const r = new TarReader(source, { rawAccounting: true })
   try {
@@ -48,23 +50,41 @@ async function eventLog(source: Iterable<Uint8Array> | AsyncIterable<Uint8Array>
 }
 
 const small = hasCorpus()
-  ? manifest().filter((r) => r.file !== undefined && (r.compression ?? 'none') === 'none' && r.category !== 'hostile' && statSync(join(corpusDir(), r.file)).size <= 4 << 20)
+  ? manifest().filter(
+      (r) =>
+        r.file !== undefined &&
+        (r.compression ?? 'none') === 'none' &&
+        r.category !== 'hostile' &&
+        statSync(join(corpusDir(), r.file)).size <= 4 << 20,
+    )
   : []
 
-test('reader: same results fed whole, byte by byte and in random splits (corpus)', { skip: small.length === 0 && 'no corpus' }, async () => {
-  for (const row of small) {
-    const data = readFileSync(join(corpusDir(), row.file!))
-    const whole = await eventLog([data])
-    const rnd = fc.sample(fc.array(fc.nat(data.length), { maxLength: 64 }), { numRuns: 3, seed: data.length })
-    for (const cuts of rnd) assert.deepEqual(await eventLog(chunked(data, cuts)), whole, `${row.file} split at ${cuts.length} points`)
-    if (data.length <= 64 << 10) {
-      const bytes = (function* () {
-        for (let i = 0; i < data.length; i++) yield data.subarray(i, i + 1)
-      })()
-      assert.deepEqual(await eventLog(bytes), whole, `${row.file} byte by byte`)
+test(
+  'reader: same results fed whole, byte by byte and in random splits (corpus)',
+  { skip: small.length === 0 && 'no corpus' },
+  async () => {
+    for (const row of small) {
+      const data = readFileSync(join(corpusDir(), row.file!))
+      const whole = await eventLog([data])
+      const rnd = fc.sample(fc.array(fc.nat(data.length), { maxLength: 64 }), {
+        numRuns: 3,
+        seed: data.length,
+      })
+      for (const cuts of rnd)
+        assert.deepEqual(
+          await eventLog(chunked(data, cuts)),
+          whole,
+          `${row.file!} split at ${cuts.length} points`,
+        )
+      if (data.length <= 64 << 10) {
+        const bytes = (function* () {
+          for (let i = 0; i < data.length; i++) yield data.subarray(i, i + 1)
+        })()
+        assert.deepEqual(await eventLog(bytes), whole, `${row.file!} byte by byte`)
+      }
     }
-  }
-})
+  },
+)
 
 test('reader: a body left unread is skipped, and reading it late is refused', async () => {
   const tar = Buffer.concat([fileEntry('a', 'x'.repeat(700)), fileEntry('b', 'hello'), END])
@@ -84,9 +104,13 @@ test('reader: a body left unread is skipped, and reading it late is refused', as
 test('reader: truncated stream fails with TAR_UNEXPECTED_EOF at the byte offset', async () => {
   const tar = Buffer.concat([fileEntry('a', 'x'.repeat(100)), fileEntry('b', 'y'.repeat(600)), END])
   // Cut inside the second header.
-  await assert.rejects(read(tar.subarray(0, 512 + 512 + 100)), (e) => isTarError(e, 'TAR_UNEXPECTED_EOF', 1024))
+  await assert.rejects(read(tar.subarray(0, 512 + 512 + 100)), (e) =>
+    isTarError(e, 'TAR_UNEXPECTED_EOF', 1024),
+  )
   // Cut inside the second entry's data.
-  await assert.rejects(read(tar.subarray(0, 1024 + 512 + 300)), (e) => isTarError(e, 'TAR_UNEXPECTED_EOF', 1024 + 512 + 300))
+  await assert.rejects(read(tar.subarray(0, 1024 + 512 + 300)), (e) =>
+    isTarError(e, 'TAR_UNEXPECTED_EOF', 1024 + 512 + 300),
+  )
 })
 
 test('reader: a bad checksum fails with TAR_BAD_CHECKSUM at the header offset', async () => {
@@ -95,7 +119,11 @@ test('reader: a bad checksum fails with TAR_BAD_CHECKSUM at the header offset', 
 })
 
 test('reader: garbage in a numeric field fails with TAR_INVALID_NUMBER at the header offset', async () => {
-  const tar = Buffer.concat([fileEntry('a', 'x'), headerBlock({ name: 'b', sizeField: '12x45\0\0\0\0\0\0\0' }), END])
+  const tar = Buffer.concat([
+    fileEntry('a', 'x'),
+    headerBlock({ name: 'b', sizeField: '12x45\0\0\0\0\0\0\0' }),
+    END,
+  ])
   await assert.rejects(read(tar), (e) => isTarError(e, 'TAR_INVALID_NUMBER', 1024))
   const mtime = Buffer.concat([headerBlock({ name: 'c', mtime: '9999999999z\0' }), END])
   await assert.rejects(read(mtime), (e) => isTarError(e, 'TAR_INVALID_NUMBER', 0))
@@ -115,7 +143,10 @@ test('reader: base-256 numbers and legacy \\0 type flags as Go reads them', asyn
   const r = new TarReader([Buffer.concat([h, END])])
   const e = (await r.next())!
   assert.equal(e.header.typeflag, TYPE.DIR)
-  const b = headerBlock({ name: 'big', sizeField: '\x80' + '\0'.repeat(6) + '\x00\x00\x00\x00\x05' })
+  const b = headerBlock({
+    name: 'big',
+    sizeField: '\x80' + '\0'.repeat(6) + '\x00\x00\x00\x00\x05',
+  })
   // re-checksum after writing a binary size: build by hand
   const blk = Buffer.from(b)
   blk.write('        ', 148, 'latin1')
@@ -128,37 +159,63 @@ test('reader: base-256 numbers and legacy \\0 type flags as Go reads them', asyn
 })
 
 test('reader property: random bytes and mutated archives fail only with TarError carrying an offset', async () => {
-  const seed = Buffer.concat([fileEntry('a/b', 'hello world'), fileEntry('c'.repeat(99), 'x'.repeat(1000), { magic: 'gnu' }), END])
+  const seed = Buffer.concat([
+    fileEntry('a/b', 'hello world'),
+    fileEntry('c'.repeat(99), 'x'.repeat(1000), { magic: 'gnu' }),
+    END,
+  ])
   const seeds: Buffer[] = [seed]
-  if (hasCorpus()) for (const f of ['conformance/go/pax.tar', 'conformance/go/gnu.tar', 'conformance/go/sparse-formats.tar', 'conformance/generated/gnutar-posix-all.tar']) {
-    try {
-      seeds.push(readFileSync(join(corpusDir(), f)))
-    } catch {
-      // not in this corpus share
+  if (hasCorpus())
+    for (const f of [
+      'conformance/go/pax.tar',
+      'conformance/go/gnu.tar',
+      'conformance/go/sparse-formats.tar',
+      'conformance/generated/gnutar-posix-all.tar',
+    ]) {
+      try {
+        seeds.push(readFileSync(join(corpusDir(), f)))
+      } catch {
+        // not in this corpus share
+      }
     }
-  }
   const mutated = fc
-    .tuple(fc.constantFrom(...seeds), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }), fc.option(fc.nat()))
+    .tuple(
+      fc.constantFrom(...seeds),
+      fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), {
+        minLength: 1,
+        maxLength: 8,
+      }),
+      fc.option(fc.nat()),
+    )
     .map(([base, edits, cut]) => {
       const b = Buffer.from(base)
       for (const [i, v] of edits) b[i % b.length] = v
       return cut === null ? b : b.subarray(0, cut % (b.length + 1))
     })
   await fc.assert(
-    fc.asyncProperty(fc.oneof(mutated, fc.uint8Array({ maxLength: 3000 }).map((u) => Buffer.from(u))), async (data) => {
-      try {
-        const r = new TarReader([data], { rawAccounting: true })
-        for (;;) {
-          const e = await r.next()
-          if (e === undefined) break
-          for await (const _ of e.body) void _
+    fc.asyncProperty(
+      fc.oneof(
+        mutated,
+        fc.uint8Array({ maxLength: 3000 }).map((u) => Buffer.from(u)),
+      ),
+      async (data) => {
+        try {
+          const r = new TarReader([data], { rawAccounting: true })
+          for (;;) {
+            const e = await r.next()
+            if (e === undefined) break
+            for await (const _ of e.body) void _
+          }
+          for await (const _ of r.rest()) void _
+        } catch (err) {
+          assert.ok(err instanceof TarError, `not a TarError: ${String(err)}`)
+          assert.ok(
+            Number.isInteger(err.offset) && err.offset >= 0 && err.offset <= data.length,
+            `offset ${err.offset}`,
+          )
         }
-        for await (const _ of r.rest()) void _
-      } catch (err) {
-        assert.ok(err instanceof TarError, `not a TarError: ${String(err)}`)
-        assert.ok(Number.isInteger(err.offset) && err.offset >= 0 && err.offset <= data.length, `offset ${err.offset}`)
-      }
-    }),
+      },
+    ),
     { numRuns: 300 },
   )
 })

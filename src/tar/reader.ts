@@ -48,7 +48,7 @@ export class TarReader implements AsyncIterable<TarEntry> {
   #pad = 0
   #generation = 0
   #ended = false
-  #failed: unknown = undefined
+  #failed: Error | undefined = undefined
 
   constructor(source: ByteSource, options: ReadTarOptions = {}) {
     this.#br = new ByteReader(source, options.signal)
@@ -84,8 +84,8 @@ export class TarReader implements AsyncIterable<TarEntry> {
       if (e === undefined) this.#ended = true
       return e
     } catch (err) {
-      this.#failed = err
-      throw err
+      this.#failed = err instanceof Error ? err : new Error(String(err))
+      throw this.#failed
     }
   }
 

@@ -33,11 +33,7 @@ test('disassemble: the segments and files of SPEC §4.3, the stream passed throu
   assert.equal(r.size, tar.length)
   const e = sink.entries
   assert.deepEqual(
-    e.map((x) => [
-      x.type,
-      x.position,
-      x.type === 2 ? (x as SegmentEntry).payload.length : (x as FileEntry).name.toString(),
-    ]),
+    e.map((x) => [x.type, x.position, x.type === 2 ? x.payload.length : x.name.toString()]),
     [
       [2, 0, 512],
       [1, 1, 'etc/'],
@@ -56,8 +52,8 @@ test('disassemble: trailing bytes are recorded in 1 MiB segments', async () => {
   const sink = new ArraySink()
   await disassembleTo([big], sink)
   const segs = sink.entries
-    .filter((x) => x.type === 2)
-    .map((x) => (x as SegmentEntry).payload.length)
+    .filter((x): x is SegmentEntry => x.type === 2)
+    .map((x) => x.payload.length)
   assert.deepEqual(segs.slice(-2), [1 << 20, 5])
 })
 

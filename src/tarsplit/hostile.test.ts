@@ -70,7 +70,7 @@ for (const row of rows) {
       if (!res.ok) assert.match(res.code ?? '', /^TAR_(FIELD_TOO_LONG|INVALID_SPARSE)$/)
       return
     }
-    assert.equal(res.ok, true, `refused: ${res.code}: ${res.message}`)
+    assert.equal(res.ok, true, `refused: ${res.code ?? ''}: ${res.message ?? ''}`)
     assert.equal(res.diffId, row.diff_id ?? row['generator_diff_id'])
   })
 }

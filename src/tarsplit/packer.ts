@@ -28,7 +28,7 @@ export function goJsonString(s: string): string {
             ? '\\r'
             : c === 0x09
               ? '\\t'
-              : `\\u00${HEX[c >> 4]}${HEX[c & 15]}`
+              : '\\u00' + HEX.charAt(c >> 4) + HEX.charAt(c & 15)
     } else if (c === 0x22) esc = '\\"'
     else if (c === 0x5c) esc = '\\\\'
     else if (c === 0x3c) esc = '\\u003c'

@@ -79,7 +79,7 @@ export async function uncompressedPath(row: ManifestRow, dir: string): Promise<s
         row.compression as 'bzip2' | 'xz' | 'zstd'
       ]
       const r = spawnSync('sh', ['-c', `${tool} -dc < "$1" > "$2"`, 'sh', src, out])
-      if (r.status !== 0) throw new Error(`${tool} failed on ${row.file}: ${r.stderr.toString()}`)
+      if (r.status !== 0) throw new Error(`${tool} failed on ${row.file!}: ${r.stderr.toString()}`)
       return out
     }
   }

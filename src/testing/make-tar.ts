@@ -19,7 +19,12 @@ export function headerBlock(spec: BlockSpec): Buffer {
   b.write(spec.mode ?? '0000644\0', 100, 'latin1')
   b.write('0000000\0', 108, 'latin1')
   b.write('0000000\0', 116, 'latin1')
-  b.write(spec.sizeField ?? (spec.size ?? 0).toString(8).padStart(11, '0') + '\0', 124, 12, 'latin1')
+  b.write(
+    spec.sizeField ?? (spec.size ?? 0).toString(8).padStart(11, '0') + '\0',
+    124,
+    12,
+    'latin1',
+  )
   b.write(spec.mtime ?? '14000000000\0', 136, 'latin1')
   b.write(spec.typeflag ?? '0', 156, 'latin1')
   const magic = spec.magic ?? 'ustar'
@@ -45,7 +50,9 @@ export const END = Buffer.alloc(1024)
 /** Splits bytes into chunks at the given cut points (a source for chunking tests). */
 export function* chunked(data: Uint8Array, cuts: number[]): Generator<Uint8Array> {
   let pos = 0
-  for (const c of [...new Set(cuts)].filter((x) => x > 0 && x < data.length).sort((a, b) => a - b)) {
+  for (const c of [...new Set(cuts)]
+    .filter((x) => x > 0 && x < data.length)
+    .sort((a, b) => a - b)) {
     yield data.subarray(pos, c)
     pos = c
   }

@@ -7,7 +7,7 @@ import fc from 'fast-check'
 import { TarReader } from './reader.js'
 import { TarError } from './errors.js'
 import { TYPE } from './types.js'
-import { corpusDir, hasCorpus, manifest } from '../testing/corpus.js'
+import { corpusDir, HUGE_SPARSE, hasCorpus, manifest } from '../testing/corpus.js'
 import { chunked, END, fileEntry, headerBlock } from '../testing/make-tar.js'
 
 /** Everything a reader reports about a stream, for comparing two ways of feeding it. */
@@ -55,6 +55,9 @@ const small = hasCorpus()
         r.file !== undefined &&
         (r.compression ?? 'none') === 'none' &&
         r.category !== 'hostile' &&
+        !HUGE_SPARSE.has(r.file) &&
+        // 10 GiB of sparse holes, read five times over: the conformance test reads it once.
+        !r.file.endsWith('test_read_format_gtar_sparse_skip_entry.tar') &&
         statSync(join(corpusDir(), r.file)).size <= 4 << 20,
     )
   : []

@@ -43,6 +43,24 @@ export async function* assemble(
   getter: FileGetter,
   options: AssembleOptions = {},
 ): AsyncGenerator<Uint8Array> {
+  // Headers and small files come in pieces of a few hundred bytes: hand them on in batches,
+  // one chunk per ~1 MiB instead of one per piece (each chunk costs a trip through the stream).
+  const batch = new Batcher()
+  for await (const piece of pieces(entries, getter, options)) {
+    const out = batch.add(piece)
+    if (out !== undefined) yield out
+    const held = batch.takePending()
+    if (held !== undefined) yield held
+  }
+  const last = batch.flush()
+  if (last !== undefined) yield last
+}
+
+async function* pieces(
+  entries: Entries,
+  getter: FileGetter,
+  options: AssembleOptions,
+): AsyncGenerator<Uint8Array> {
   const crc = new Crc64()
   const verify = (e: FileEntry): void => {
     const sum = crc.digest()
@@ -76,6 +94,50 @@ export async function* assemble(
     }
     verify(e)
     if (held !== undefined) yield held
+  }
+}
+
+const BATCH = 1 << 20
+
+/** Copies small pieces into 1 MiB batches; large pieces pass through (after the batch). */
+class Batcher {
+  #buf = Buffer.allocUnsafe(BATCH)
+  #len = 0
+  #pending: Uint8Array | undefined
+
+  /** A chunk to emit, if this piece completes one. Call again with an empty piece to drain. */
+  add(piece: Uint8Array): Uint8Array | undefined {
+    if (piece.length >= BATCH / 4) {
+      // Large: emit the batch so far, then the piece itself.
+      const out = this.flush()
+      if (out === undefined) return piece
+      this.#pending = piece
+      return out
+    }
+    if (this.#len + piece.length > BATCH) {
+      const out = this.flush()
+      this.#buf.set(piece, 0)
+      this.#len = piece.length
+      return out
+    }
+    this.#buf.set(piece, this.#len)
+    this.#len += piece.length
+    return undefined
+  }
+
+  flush(): Uint8Array | undefined {
+    if (this.#len === 0) return undefined
+    const out = this.#buf.subarray(0, this.#len)
+    this.#buf = Buffer.allocUnsafe(BATCH)
+    this.#len = 0
+    return out
+  }
+
+  /** A large piece held back behind the batch it followed. */
+  takePending(): Uint8Array | undefined {
+    const p = this.#pending
+    this.#pending = undefined
+    return p
   }
 }
 

@@ -12,6 +12,7 @@ import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import {
   corpusDir,
+  HUGE_SPARSE,
   hasCorpus,
   manifest,
   scratch,
@@ -34,12 +35,6 @@ const skipAll = !hasCorpus()
   : !hasGoTarSplit()
     ? 'Go tar-split not installed'
     : false
-
-/** Expanding these takes minutes (9 GiB and 60 GB of sparse holes); Go's run skipped them too. */
-const TOO_BIG = new Set([
-  'conformance/generated/gnutar-gnu-sparse-9g.tar',
-  'conformance/go/gnu-sparse-big.tar',
-])
 
 const rows: ManifestRow[] = hasCorpus()
   ? manifest().filter(
@@ -114,7 +109,7 @@ for (const row of rows) {
   const goResult = row.tar_split?.['debian-0.11.2']?.result
   test(
     `tar-split conformance: ${name}`,
-    { skip: skipAll || (TOO_BIG.has(name) ? 'expands to tens of GB' : false) },
+    { skip: skipAll || (HUGE_SPARSE.has(name) ? 'expands to tens of GB' : false) },
     async (t) => {
       const s = await scratch()
       t.after(s.remove)

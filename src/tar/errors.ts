@@ -13,6 +13,9 @@ export type TarErrorCode =
   | 'TAR_FIELD_TOO_LONG' // PAX header, GNU long name or sparse map over the limit
   | 'TAR_UNEXPECTED_EOF' // stream ends inside a header or an entry's data
   | 'TAR_UNSAFE_NUMBER' // value beyond what this implementation represents exactly (2^53)
+  | 'TAR_UNREPRESENTABLE' // writer: a header value no tar header can hold (NUL in a name...)
+  | 'TAR_WRITE_SIZE_MISMATCH' // writer: an entry's body is not as long as its header says
+  | 'TAR_WRITER_CLOSED' // writer: the output was closed before the archive was finished
 
 /** A tar stream could not be read. `offset` is the byte offset of the offending block. */
 export class TarError extends StoreError {

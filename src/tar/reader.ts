@@ -36,7 +36,7 @@ import {
   type TarHeader,
 } from './types.js'
 
-const ZEROS = new Uint8Array(1 << 16)
+const ZEROS = new Uint8Array(1 << 20) // sparse holes are handed out as views of this
 
 export class TarReader implements AsyncIterable<TarEntry> {
   readonly #br: ByteReader

@@ -37,8 +37,13 @@ const isDotDot = (c: Buffer): boolean => c.length === 2 && c[0] === 0x2e && c[1]
 
 export class RootResolver {
   readonly root: Buffer
-  /** Cleaned relative directory path (latin1 key) → host path of a real directory. */
-  readonly #dirs = new Map<string, Buffer>()
+  /**
+   * Relative directory paths (latin1 keys) known to be real directories, or being checked:
+   * concurrent resolutions of names in one new directory share one lstat.
+   */
+  readonly #dirs = new Map<string, Promise<boolean>>()
+  /** The settled part of #dirs: checked without waiting. */
+  readonly #confirmed = new Set<string>()
 
   constructor(root: string | Buffer) {
     this.root = Buffer.isBuffer(root) ? root : Buffer.from(root)
@@ -63,19 +68,36 @@ export class RootResolver {
       parts.push(comp)
       const last = pending.length === 0
       if (missing || (last && !followLast)) continue
-      const key = joinKey(parts)
-      if (!last && this.#dirs.has(key)) continue
+      const key = last ? '' : joinKey(parts)
+      if (!last) {
+        if (this.#confirmed.has(key)) continue
+        const known = this.#dirs.get(key)
+        if (known !== undefined && (await known)) continue
+      }
       const host = this.#host(parts)
       let st
+      const check = lstat(host)
+      if (!last) {
+        const isDir = check.then(
+          (s) => {
+            if (s.isDirectory()) this.#confirmed.add(key)
+            return s.isDirectory()
+          },
+          () => false,
+        )
+        this.#dirs.set(key, isDir)
+      }
       try {
-        st = await lstat(host)
+        st = await check
       } catch (err) {
+        if (!last) this.#dirs.delete(key)
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
           missing = true
           continue
         }
         throw err
       }
+      if (!last && !st.isDirectory()) this.#dirs.delete(key)
       if (st.isSymbolicLink()) {
         if (++links > MAX_SYMLINKS)
           throw new ResolveError('ELOOP', 'Too many levels of symbolic links')
@@ -85,10 +107,7 @@ export class RootResolver {
         pending.push(...components(target).reverse())
         continue
       }
-      if (!last) {
-        if (!st.isDirectory()) throw new ResolveError('ENOTDIR', `Not a directory: "${key}"`)
-        this.#dirs.set(key, host)
-      }
+      if (!last && !st.isDirectory()) throw new ResolveError('ENOTDIR', `Not a directory: "${key}"`)
     }
     return this.#host(parts)
   }
@@ -96,6 +115,7 @@ export class RootResolver {
   /** Forgets cached directories (after the tree was changed). */
   invalidate(): void {
     this.#dirs.clear()
+    this.#confirmed.clear()
   }
 
   #host(parts: Buffer[]): Buffer {

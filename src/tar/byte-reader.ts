@@ -5,7 +5,11 @@
  */
 const EMPTY = new Uint8Array(0)
 
-/** Any source of byte chunks: a Node Readable, an async generator, an array of buffers. */
+/**
+ * Any source of byte chunks: a Node Readable, an async generator, an array of buffers.
+ * As with any Node stream, a chunk must not be modified after it has been handed out: the
+ * reader keeps views of it, not copies.
+ */
 export type ByteSource = AsyncIterable<Uint8Array> | Iterable<Uint8Array>
 
 export class ByteReader {
@@ -15,7 +19,7 @@ export class ByteReader {
   #offset = 0
   #done = false
   readonly #signal: AbortSignal | undefined
-  /** Raw bytes recorded since the last take (parts are copies, safe to keep). */
+  /** Raw bytes recorded since the last take (views of the source's chunks). */
   raw: Uint8Array[] = []
 
   constructor(source: ByteSource, signal?: AbortSignal) {
@@ -57,10 +61,16 @@ export class ByteReader {
     if (max <= 0) return EMPTY
     if (this.#pos >= this.#chunk.length && !(await this.#fill())) return EMPTY
     const n = Math.min(max, this.#chunk.length - this.#pos)
-    const out = this.#chunk.subarray(this.#pos, this.#pos + n)
+    const out = this.#view(n)
     this.#pos += n
     this.#offset += n
     return out
+  }
+
+  /** A plain Uint8Array view (cheaper to make than a Buffer's subarray). */
+  #view(n: number): Uint8Array {
+    const c = this.#chunk
+    return new Uint8Array(c.buffer, c.byteOffset + this.#pos, n)
   }
 
   /**
@@ -71,7 +81,7 @@ export class ByteReader {
     const avail = this.#chunk.length - this.#pos
     let out: Uint8Array
     if (avail >= n) {
-      out = this.#chunk.subarray(this.#pos, this.#pos + n)
+      out = this.#view(n)
       this.#pos += n
       this.#offset += n
     } else {
@@ -85,7 +95,7 @@ export class ByteReader {
       }
       out = parts.length === 1 ? parts[0]! : Buffer.concat(parts, got)
     }
-    if (raw && out.length > 0) this.raw.push(Uint8Array.prototype.slice.call(out))
+    if (raw && out.length > 0) this.raw.push(out)
     return out
   }
 
@@ -95,7 +105,7 @@ export class ByteReader {
     while (left > 0) {
       const part = await this.readSome(Math.min(left, 1 << 20))
       if (part.length === 0) break
-      if (raw) this.raw.push(Uint8Array.prototype.slice.call(part))
+      if (raw) this.raw.push(part)
       left -= part.length
     }
     return n - left
@@ -105,9 +115,8 @@ export class ByteReader {
   takeRaw(): Buffer {
     const parts = this.raw
     this.raw = []
-    return parts.length === 1
-      ? Buffer.from(parts[0]!.buffer, parts[0]!.byteOffset, parts[0]!.length)
-      : Buffer.concat(parts)
+    // One copy, so that what the caller keeps does not pin the source's chunks.
+    return Buffer.concat(parts)
   }
 
   /** Stops reading the source (lets a generator source run its cleanup). */

@@ -62,10 +62,12 @@ export interface RawHeader {
 const field = (b: Uint8Array, [off, len]: readonly [number, number]): Uint8Array =>
   b.subarray(off, off + len)
 
-function ascii(b: Uint8Array): string {
-  let s = ''
-  for (let i = 0; i < b.length; i++) s += String.fromCharCode(b[i]!)
-  return s
+const NO_BYTES = Buffer.alloc(0)
+
+/** A NUL-terminated field as an owned Buffer (most link and user names are empty). */
+function ownedString(b: Uint8Array, f: readonly [number, number]): Buffer {
+  if (b[f[0]] === 0) return NO_BYTES
+  return Buffer.from(cString(field(b, f)))
 }
 
 /** Bytes of a NUL-terminated field, up to the first NUL (Go's parser.parseString). */
@@ -142,13 +144,19 @@ export function blockFormat(b: Uint8Array): number {
   }
   const [u, s] = checksums(b)
   if (value !== u && value !== s) return FORMAT.UNKNOWN
-  const magic = ascii(field(b, FIELD.magic))
-  const version = ascii(field(b, FIELD.version))
-  if (magic === MAGIC_USTAR && ascii(field(b, FIELD.starTrailer)) === TRAILER_STAR)
-    return FORMAT.STAR
-  if (magic === MAGIC_USTAR) return FORMAT.USTAR | FORMAT.PAX
-  if (magic === MAGIC_GNU && version === VERSION_GNU) return FORMAT.GNU
+  if (bytesAre(b, FIELD.magic[0], MAGIC_USTAR)) {
+    return bytesAre(b, FIELD.starTrailer[0], TRAILER_STAR) ? FORMAT.STAR : FORMAT.USTAR | FORMAT.PAX
+  }
+  if (bytesAre(b, FIELD.magic[0], MAGIC_GNU) && bytesAre(b, FIELD.version[0], VERSION_GNU)) {
+    return FORMAT.GNU
+  }
   return FORMAT.V7
+}
+
+/** True when the bytes at `off` are the ASCII text `s`. */
+function bytesAre(b: Uint8Array, off: number, s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (b[off + i] !== s.charCodeAt(i)) return false
+  return true
 }
 
 function isAscii(b: Uint8Array): boolean {
@@ -156,8 +164,8 @@ function isAscii(b: Uint8Array): boolean {
   return true
 }
 
-function joinPrefix(prefix: Uint8Array, name: Uint8Array): Buffer {
-  if (prefix.length === 0) return Buffer.from(name)
+function joinPrefix(prefix: Uint8Array, name: Buffer): Buffer {
+  if (prefix.length === 0) return name
   return Buffer.concat([prefix, Buffer.of(0x2f), name])
 }
 
@@ -187,22 +195,22 @@ export function decodeHeader(b: Uint8Array, offset: number): RawHeader {
   }
   const h: RawHeader = {
     typeflag: b[156]!,
-    nameRaw: Buffer.from(cString(field(b, FIELD.name))),
-    linknameRaw: Buffer.from(cString(field(b, FIELD.linkname))),
+    nameRaw: ownedString(b, FIELD.name),
+    linknameRaw: ownedString(b, FIELD.linkname),
     size: num(FIELD.size, 'size'),
     mode: num(FIELD.mode, 'mode'),
     uid: num(FIELD.uid, 'uid'),
     gid: num(FIELD.gid, 'gid'),
     mtime: num(FIELD.mtime, 'mtime'),
-    uname: Buffer.alloc(0),
-    gname: Buffer.alloc(0),
+    uname: NO_BYTES,
+    gname: NO_BYTES,
     devmajor: 0,
     devminor: 0,
     format,
   }
   if (format > FORMAT.V7) {
-    h.uname = Buffer.from(cString(field(b, FIELD.uname)))
-    h.gname = Buffer.from(cString(field(b, FIELD.gname)))
+    h.uname = ownedString(b, FIELD.uname)
+    h.gname = ownedString(b, FIELD.gname)
     h.devmajor = num(FIELD.devmajor, 'devmajor')
     h.devminor = num(FIELD.devminor, 'devminor')
     let prefix: Uint8Array = new Uint8Array(0)

@@ -431,9 +431,12 @@ export class TarReader implements AsyncIterable<TarEntry> {
 
   #entry(header: TarHeader, sparse: SparseFragment[] | undefined): TarEntry {
     const gen = this.#generation
-    const body =
-      sparse === undefined ? this.#plainBody(gen) : this.#sparseBody(gen, sparse, header.size)
-    return { header, body: { [Symbol.asyncIterator]: () => body } }
+    // The generator is made only if the body is read: most entries' bodies are empty.
+    const body = {
+      [Symbol.asyncIterator]: () =>
+        sparse === undefined ? this.#plainBody(gen) : this.#sparseBody(gen, sparse, header.size),
+    }
+    return { header, body }
   }
 
   #checkGeneration(gen: number): void {

@@ -4,8 +4,10 @@
  * - a file's bytes are held back until its CRC is checked (a small file entirely, a large
  *   one's last chunk), so a corrupted file never fully reaches the output, and a failed file
  *   stops the stream with TARSPLIT_FILE_INTEGRITY;
- * - small files are read several at a time ahead of the output (when the getter can read a
- *   whole file), so many-small-file layers are not bound by one open/read/close at a time.
+ * - output goes out in ~1 MiB batches, and a getter that can `readInto` reads small files
+ *   straight into them: one chunk per MiB instead of one per header and per file;
+ * - with a getter that only has `readWhole`, small files are read several at a time ahead
+ *   of the output.
  */
 import { Readable } from 'node:stream'
 import { Crc64 } from './crc64.js'
@@ -21,14 +23,15 @@ import {
 
 export interface AssembleOptions {
   readonly signal?: AbortSignal
-  /** Small files read ahead at most (default 32; 0 reads one file at a time). */
+  /** Small files read ahead at most with `readWhole` getters (default 32; 0: none). */
   readonly readAhead?: number
   /** Bytes of read-ahead at most (default 16 MiB). */
   readonly readAheadBytes?: number
 }
 
-/** Files up to this size are read whole (and may be read ahead). */
+/** Files up to this size are read whole. */
 export const SMALL_FILE = 1 << 20
+const BATCH = 2 * SMALL_FILE + 2
 
 type Entries = AsyncIterable<TarSplitEntry | UnknownEntry> | Iterable<TarSplitEntry | UnknownEntry>
 
@@ -43,26 +46,12 @@ export async function* assemble(
   getter: FileGetter,
   options: AssembleOptions = {},
 ): AsyncGenerator<Uint8Array> {
-  // Headers and small files come in pieces of a few hundred bytes: hand them on in batches,
-  // one chunk per ~1 MiB instead of one per piece (each chunk costs a trip through the stream).
-  const batch = new Batcher()
-  for await (const piece of pieces(entries, getter, options)) {
-    const out = batch.add(piece)
-    if (out !== undefined) yield out
-    const held = batch.takePending()
-    if (held !== undefined) yield held
-  }
-  const last = batch.flush()
-  if (last !== undefined) yield last
-}
-
-async function* pieces(
-  entries: Entries,
-  getter: FileGetter,
-  options: AssembleOptions,
-): AsyncGenerator<Uint8Array> {
   const crc = new Crc64()
-  const verify = (e: FileEntry): void => {
+  const verify = (e: FileEntry, data?: Uint8Array): void => {
+    if (data !== undefined) {
+      crc.reset()
+      crc.update(data)
+    }
     const sum = crc.digest()
     if (e.crc === undefined || !sum.equals(e.crc)) {
       throw new FileIntegrityError(
@@ -71,74 +60,66 @@ async function* pieces(
       )
     }
   }
-  for await (const { entry: e, data } of readAhead(entries, getter, options)) {
-    options.signal?.throwIfAborted()
-    if (isSegmentEntry(e)) {
-      if (e.payload.length > 0) yield e.payload
-      continue
-    }
-    if (!isFileEntry(e) || e.size === 0) continue
-    crc.reset()
-    if (data !== undefined) {
-      const whole = await data
-      crc.update(whole)
-      verify(e)
-      if (whole.length > 0) yield whole
-      continue
-    }
-    let held: Uint8Array | undefined
-    for await (const chunk of getter.get(e.name, e.size, options.signal)) {
-      crc.update(chunk)
-      if (held !== undefined) yield held
-      held = chunk
-    }
-    verify(e)
-    if (held !== undefined) yield held
-  }
-}
-
-const BATCH = 1 << 20
-
-/** Copies small pieces into 1 MiB batches; large pieces pass through (after the batch). */
-class Batcher {
-  #buf = Buffer.allocUnsafe(BATCH)
-  #len = 0
-  #pending: Uint8Array | undefined
-
-  /** A chunk to emit, if this piece completes one. Call again with an empty piece to drain. */
-  add(piece: Uint8Array): Uint8Array | undefined {
-    if (piece.length >= BATCH / 4) {
-      // Large: emit the batch so far, then the piece itself.
-      const out = this.flush()
-      if (out === undefined) return piece
-      this.#pending = piece
-      return out
-    }
-    if (this.#len + piece.length > BATCH) {
-      const out = this.flush()
-      this.#buf.set(piece, 0)
-      this.#len = piece.length
-      return out
-    }
-    this.#buf.set(piece, this.#len)
-    this.#len += piece.length
-    return undefined
-  }
-
-  flush(): Uint8Array | undefined {
-    if (this.#len === 0) return undefined
-    const out = this.#buf.subarray(0, this.#len)
-    this.#buf = Buffer.allocUnsafe(BATCH)
-    this.#len = 0
+  let batch = Buffer.allocUnsafe(BATCH)
+  let len = 0
+  /** Hands out the batch so far (the caller yields it) and starts a new one. */
+  const flush = (): Uint8Array => {
+    const out = batch.subarray(0, len)
+    batch = Buffer.allocUnsafe(BATCH)
+    len = 0
     return out
   }
-
-  /** A large piece held back behind the batch it followed. */
-  takePending(): Uint8Array | undefined {
-    const p = this.#pending
-    this.#pending = undefined
-    return p
+  const direct = getter.readInto?.bind(getter)
+  for await (const { entry: e, data } of readAhead(
+    entries,
+    getter,
+    direct === undefined ? options : { ...options, readAhead: 0 },
+  )) {
+    options.signal?.throwIfAborted()
+    let piece: Uint8Array | undefined
+    if (isSegmentEntry(e)) {
+      piece = e.payload
+    } else if (!isFileEntry(e) || e.size === 0) {
+      continue
+    } else if (direct !== undefined && e.size <= SMALL_FILE) {
+      if (len + e.size + 1 > BATCH) yield flush()
+      const n = await direct(e.name, e.size, batch, len)
+      if (n > e.size)
+        throw new FileIntegrityError(
+          e.name.toString('utf8'),
+          `file is larger than the ${e.size} bytes recorded`,
+        )
+      verify(e, batch.subarray(len, len + n))
+      len += n
+      continue
+    } else if (data !== undefined) {
+      piece = await data
+      verify(e, piece)
+    } else {
+      // A large file: streamed, its last chunk held back until the CRC is checked.
+      if (len > 0) yield flush()
+      crc.reset()
+      let held: Uint8Array | undefined
+      for await (const chunk of getter.get(e.name, e.size, options.signal)) {
+        crc.update(chunk)
+        if (held !== undefined) yield held
+        held = chunk
+      }
+      verify(e)
+      if (held !== undefined) yield held
+      continue
+    }
+    if (piece.length === 0) continue
+    if (piece.length > SMALL_FILE) {
+      if (len > 0) yield flush()
+      yield piece
+      continue
+    }
+    if (len + piece.length > BATCH) yield flush()
+    batch.set(piece, len)
+    len += piece.length
   }
+  if (len > 0) yield flush()
 }
 
 /** Entries in order, small files' reads started ahead within the limits. */
@@ -174,8 +155,7 @@ async function* readAhead(
           break
         }
         queue.push(start(r.value))
-        const last = r.value
-        if (isFileEntry(last) && last.size > SMALL_FILE) break
+        if (isFileEntry(r.value) && r.value.size > SMALL_FILE) break
       }
       const next = queue.shift()
       if (next === undefined) return

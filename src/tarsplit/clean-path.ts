@@ -1,9 +1,13 @@
+/** Anything Clean would change: `.` or `..` components, doubled or trailing slashes. */
+const NOT_CLEAN = /(?:^|\/)\.{1,2}(?:\/|$)|\/\/|\/$/
+
 /**
  * Go's path.Clean on a byte string held as latin1 text (one char a byte): the key under which
  * tar-split detects duplicate names, so `a`, `./a` and `a/` are one path.
  */
 export function cleanPath(p: string): string {
   if (p === '') return '.'
+  if (!NOT_CLEAN.test(p)) return p
   const rooted = p.startsWith('/')
   const out: string[] = []
   for (const part of p.split('/')) {

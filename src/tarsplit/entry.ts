@@ -70,4 +70,10 @@ export interface FileGetter {
    * small files concurrently ahead of the output; it must return the file as `get` would.
    */
   readWhole?(name: Buffer, size: number): Promise<Buffer>
+  /**
+   * Optional: reads at most `size + 1` bytes of a small file into `dest` at `offset` and
+   * returns how many it read (`size + 1` means the file grew). Lets assembly place file data
+   * straight into its output batches, without a copy.
+   */
+  readInto?(name: Buffer, size: number, dest: Uint8Array, offset: number): Promise<number>
 }

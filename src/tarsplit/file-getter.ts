@@ -63,42 +63,57 @@ export class PathFileGetter implements FileGetter {
    * at most SMALL_FILE bytes blocks the event loop for well under a millisecond.
    */
   async readWhole(name: Buffer, size: number): Promise<Buffer> {
-    let fd: number
+    const buf = Buffer.allocUnsafe(size + 1)
+    const n = await this.readInto(name, size, buf, 0)
+    if (n <= size) return buf.subarray(0, n)
+    const fd = await this.#openSync(name)
     try {
-      fd = openSync(
+      return Buffer.concat([buf.subarray(0, n), ...readRest(fd, n)])
+    } finally {
+      closeSync(fd)
+    }
+  }
+
+  async readInto(name: Buffer, size: number, dest: Uint8Array, offset: number): Promise<number> {
+    const fd = await this.#openSync(name)
+    try {
+      let got = 0
+      const want = size + 1
+      while (got < want) {
+        const n = readSync(fd, dest, offset + got, want - got, null)
+        if (n === 0) break
+        got += n
+      }
+      return got
+    } finally {
+      closeSync(fd)
+    }
+  }
+
+  async #openSync(name: Buffer): Promise<number> {
+    try {
+      return openSync(
         await this.#resolver.resolve(name, false),
         constants.O_RDONLY | constants.O_NOFOLLOW,
       )
     } catch {
       // A symlink, a missing file, a bad parent: the slow path sorts it out or explains it.
       await (await this.#open(name)).close()
-      fd = openSync(
+      return openSync(
         await this.#resolver.resolve(name, true),
         constants.O_RDONLY | constants.O_NOFOLLOW,
       )
-    }
-    try {
-      // One byte more than expected, so that a grown file is seen (and fails its checksum).
-      const buf = Buffer.allocUnsafe(size + 1)
-      let got = 0
-      for (;;) {
-        const n = readSync(fd, buf, got, buf.length - got, null)
-        if (n === 0) return buf.subarray(0, got)
-        got += n
-        if (got === buf.length) return Buffer.concat([buf, ...readRest(fd)])
-      }
-    } finally {
-      closeSync(fd)
     }
   }
 }
 
 /** What is left of a file that grew past its recorded size (it will fail its checksum). */
-function readRest(fd: number): Buffer[] {
+function readRest(fd: number, from: number): Buffer[] {
   const parts: Buffer[] = []
-  for (;;) {
+  for (let position = from; ;) {
     const more = Buffer.allocUnsafe(CHUNK)
-    const n = readSync(fd, more, 0, CHUNK, null)
+    const n = readSync(fd, more, 0, CHUNK, position)
+    position += n
     if (n === 0) return parts
     parts.push(more.subarray(0, n))
   }

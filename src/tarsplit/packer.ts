@@ -4,7 +4,7 @@
  * omitted as Go's `omitempty` does, strings escaped as Go's encoder escapes them, the
  * whole gzip-compressed. Positions are assigned here, 0-based. Duplicate names are refused.
  */
-import { createGzip, constants as zlib } from 'node:zlib'
+import { createGzip } from 'node:zlib'
 import type { Writable } from 'node:stream'
 import { SeenPaths } from './clean-path.js'
 import { DuplicatePathError } from './errors.js'
@@ -84,11 +84,11 @@ export class JsonPacker implements EntrySink {
   #done: Promise<void>
 
   constructor(sink: Writable, options: PackerOptions = {}) {
-    this.#gzip = createGzip({
-      level: options.level ?? 1,
-      chunkSize: 1 << 16,
-      strategy: zlib.Z_DEFAULT_STRATEGY,
-    })
+    // highWaterMark (a Transform option zlib passes on, missing from its types) leaves room
+    // for a few MiB of JSON, so that compressing on the thread pool overlaps with parsing
+    // instead of making it wait at every 16 KiB.
+    const gzipOptions = { level: options.level ?? 1, chunkSize: 1 << 16, highWaterMark: 4 << 20 }
+    this.#gzip = createGzip(gzipOptions)
     this.#gzip.pipe(sink)
     this.#done = new Promise((resolve, reject) => {
       sink.once('finish', resolve)

@@ -7,10 +7,8 @@ import { createGunzip } from 'node:zlib'
 import { Readable } from 'node:stream'
 import { SeenPaths } from './clean-path.js'
 import { DuplicatePathError, InvalidMetadataError } from './errors.js'
+import { jsonValues } from './json-values.js'
 import { ENTRY_TYPE, type TarSplitEntry, type UnknownEntry } from './entry.js'
-
-/** Largest single JSON object accepted (a 1 MiB segment is 1.4 MB of base64). */
-export const MAX_ENTRY_JSON = 8 << 20
 
 const BASE64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
 
@@ -32,6 +30,11 @@ export function decodeEntry(text: string): TarSplitEntry | UnknownEntry {
   } catch (err) {
     throw new InvalidMetadataError('Cannot read tar-split entry: not JSON', { cause: err })
   }
+  return entryFromJson(o)
+}
+
+/** An entry from a parsed JSON value. */
+function entryFromJson(o: unknown): TarSplitEntry | UnknownEntry {
   if (typeof o !== 'object' || o === null || Array.isArray(o)) {
     throw new InvalidMetadataError('Cannot read tar-split entry: not a JSON object')
   }
@@ -67,59 +70,6 @@ export function decodeEntry(text: string): TarSplitEntry | UnknownEntry {
     : { type: 1, name, size, crc: payload, position }
 }
 
-/** Splits a character stream into top-level JSON objects. */
-async function* jsonObjects(text: AsyncIterable<string>): AsyncGenerator<string> {
-  let buf = ''
-  let depth = 0
-  let inString = false
-  let escaped = false
-  let start = -1
-  let scanned = 0
-  for await (const part of text) {
-    buf += part
-    let i = scanned
-    for (; i < buf.length; i++) {
-      const c = buf.charCodeAt(i)
-      if (inString) {
-        if (escaped) escaped = false
-        else if (c === 0x5c) escaped = true
-        else if (c === 0x22) inString = false
-        continue
-      }
-      if (c === 0x22) inString = true
-      else if (c === 0x7b || c === 0x5b) {
-        if (depth === 0) start = i
-        depth++
-      } else if (c === 0x7d || c === 0x5d) {
-        depth--
-        if (depth < 0)
-          throw new InvalidMetadataError('Cannot read tar-split metadata: unbalanced JSON')
-        if (depth === 0) {
-          yield buf.slice(start, i + 1)
-          start = -1
-        }
-      } else if (depth === 0 && c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) {
-        throw new InvalidMetadataError(
-          'Cannot read tar-split metadata: unexpected text between entries',
-        )
-      }
-    }
-    // Keep only the unfinished object.
-    if (start >= 0) {
-      buf = buf.slice(start)
-      scanned = i - start
-      start = 0
-    } else {
-      buf = ''
-      scanned = 0
-    }
-    if (buf.length > MAX_ENTRY_JSON)
-      throw new InvalidMetadataError('Cannot read tar-split metadata: entry too large')
-  }
-  if (depth !== 0 || inString)
-    throw new InvalidMetadataError('Cannot read tar-split metadata: truncated JSON')
-}
-
 export interface UnpackOptions {
   /** The metadata is plain JSON lines, not gzip'd. */
   readonly uncompressed?: boolean
@@ -135,16 +85,16 @@ export async function* unpack(
   options: UnpackOptions = {},
 ): AsyncGenerator<TarSplitEntry | UnknownEntry> {
   const input = Readable.from(source, { objectMode: false })
-  const stream = options.uncompressed === true ? input : input.pipe(createGunzip())
+  const stream =
+    options.uncompressed === true ? input : input.pipe(createGunzip({ chunkSize: 1 << 18 }))
   if (options.uncompressed !== true) {
     input.once('error', (err) => stream.destroy(err))
   }
-  stream.setEncoding('utf8')
   const seen = new SeenPaths()
   try {
-    for await (const text of jsonObjects(stream as AsyncIterable<string>)) {
+    for await (const text of jsonValues(stream as AsyncIterable<Buffer>)) {
       options.signal?.throwIfAborted()
-      const e = decodeEntry(text)
+      const e = entryFromJson(text)
       if (e.type === ENTRY_TYPE.FILE && !seen.add((e as { name: Buffer }).name)) {
         throw new DuplicatePathError((e as { name: Buffer }).name.toString('utf8'))
       }

@@ -110,7 +110,7 @@ async function asm(argv: string[], _global: GlobalOptions): Promise<number> {
   const out =
     values.output === undefined || values.output === '-'
       ? stdoutSink()
-      : createWriteStream(values.output)
+      : createWriteStream(values.output, { highWaterMark: 8 << 20 })
   await pipeline(tar, out)
   return 0
 }

@@ -7,7 +7,7 @@
 # usage: bench/tarsplit.sh DATA_DIR WORK_DIR [RUNS]
 #   DATA_DIR  holds rootfs.tar and smallfiles.tar (read only)
 #   WORK_DIR  scratch space on the benchmark filesystem (a journaled ext4, see
-#             /work/shared/bench/README.md); everything this script creates goes under
+#             ../shared/bench/README.md); everything this script creates goes under
 #             WORK_DIR/tarsplit-bench, which is wiped at the start
 #   RUNS      timed runs per tool and case (default 5)
 # env: CASES="rootfs smallfiles"   which DATA_DIR/NAME.tar to run

@@ -23,5 +23,5 @@ if (process.argv.includes('--check')) {
   }
 } else {
   writeFileSync(OUT, text)
-  console.log(`wrote ${OUT} (${buffer.length} bytes of WebAssembly)`)
+  console.log(`wrote ${OUT} (${String(buffer.length)} bytes of WebAssembly)`)
 }

@@ -10,7 +10,7 @@ import { InvalidMetadataError } from './errors.js'
 /** Largest single JSON value accepted (a 1 MiB segment is 1.4 MB of base64). */
 export const MAX_ENTRY_JSON = 8 << 20
 
-export async function* jsonValues(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<unknown> {
+export async function* jsonValues(chunks: AsyncIterable<Uint8Array>): AsyncGenerator {
   const scanner = new Scanner()
   let carry: Buffer | undefined
   for await (const chunk of chunks) {
@@ -61,7 +61,7 @@ class Scanner {
     return this.#buf === '' && this.#depth === 0
   }
 
-  *feed(text: string): Generator<unknown> {
+  *feed(text: string): Generator {
     const start = this.#buf.length
     this.#buf += text
     let from = 0

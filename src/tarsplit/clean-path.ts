@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto'
+
 /** Anything Clean would change: `.` or `..` components, doubled or trailing slashes. */
 const NOT_CLEAN = /(?:^|\/)\.{1,2}(?:\/|$)|\/\/|\/$/
 
@@ -24,12 +26,18 @@ export function cleanPath(p: string): string {
   return s === '' ? '.' : s
 }
 
+const LONG_NAME = 64
+
 /** Tracks cleaned names and reports repeats. */
 export class SeenPaths {
   readonly #seen = new Set<string>()
   /** False when the cleaned name was seen before. */
   add(name: Buffer): boolean {
-    const key = cleanPath(name.toString('latin1'))
+    let key = cleanPath(name.toString('latin1'))
+    // Long names are kept as their sha256: a stream of deep paths (10k levels) would otherwise
+    // make this set grow with the square of the depth.
+    if (key.length > LONG_NAME)
+      key = '\0' + createHash('sha256').update(key, 'latin1').digest('base64') // no tar name has a NUL
     if (this.#seen.has(key)) return false
     this.#seen.add(key)
     return true

@@ -19,7 +19,10 @@ export class ByteReader {
   #offset = 0
   #done = false
   readonly #signal: AbortSignal | undefined
-  /** Raw bytes recorded since the last take (views of the source's chunks). */
+  /**
+   * Raw bytes recorded since the last take: copies, so that the reader holds on to no chunk
+   * but the current one (a source may then recycle its buffers, see fileChunks' ring).
+   */
   raw: Uint8Array[] = []
 
   constructor(source: ByteSource, signal?: AbortSignal) {
@@ -95,7 +98,7 @@ export class ByteReader {
       }
       out = parts.length === 1 ? parts[0]! : Buffer.concat(parts, got)
     }
-    if (raw && out.length > 0) this.raw.push(out)
+    if (raw && out.length > 0) this.raw.push(out.slice())
     return out
   }
 
@@ -105,7 +108,7 @@ export class ByteReader {
     while (left > 0) {
       const part = await this.readSome(Math.min(left, 1 << 20))
       if (part.length === 0) break
-      if (raw) this.raw.push(part)
+      if (raw) this.raw.push(part.slice())
       left -= part.length
     }
     return n - left
@@ -115,7 +118,8 @@ export class ByteReader {
   takeRaw(): Buffer {
     const parts = this.raw
     this.raw = []
-    // One copy, so that what the caller keeps does not pin the source's chunks.
+    if (parts.length === 1)
+      return Buffer.from(parts[0]!.buffer, parts[0]!.byteOffset, parts[0]!.length)
     return Buffer.concat(parts)
   }
 

@@ -21,7 +21,7 @@ import {
 } from '../testing/corpus.js'
 import { goAsm, goDisasm, hasGoTarSplit } from '../testing/gotarsplit.js'
 import { extractPayloads } from '../testing/extract-payloads.js'
-import { disassembleTo } from './disassemble.js'
+import { disassembleFile } from './disassemble.js'
 import { JsonPacker } from './packer.js'
 import { unpack } from './unpacker.js'
 import { assembleStream } from './assemble.js'
@@ -66,7 +66,8 @@ async function ours(
 ): Promise<{ ok: true } | { ok: false; code: string; message: string }> {
   const packer = new JsonPacker(createWriteStream(meta), { level: 6 })
   try {
-    await disassembleTo(createReadStream(tar, { highWaterMark: 1 << 20 }), packer)
+    // disassembleFile: recycled read buffers in the checksum module's memory (the CLI's path).
+    await disassembleFile(tar, packer)
     await packer.close()
     return { ok: true }
   } catch (err) {

@@ -41,12 +41,16 @@ for (let k = 1; k < TABLES; k++) {
 
 /** Inputs shorter than this stay in JavaScript (crossing into WebAssembly has a fixed cost). */
 const WASM_MIN = 512
-const WASM_INPUT = 16384 // where the module reads its input; the tables lie below
+const WASM_INPUT = 16384 // the input area; the tables lie below
 const WASM_CHUNK = 1 << 20
+const ARENA_SLOTS = 8 // 1 MiB read buffers after the input area (memory: 145 pages of 64 KiB)
 
 interface WasmCrc {
-  readonly update: (crc: bigint, len: number) => bigint
+  readonly update: (crc: bigint, ptr: number, len: number) => bigint
+  readonly memory: ArrayBuffer
   readonly input: Uint8Array
+  /** Arena slots not handed out. */
+  readonly free: Uint8Array[]
 }
 
 /** The little of the WebAssembly API used here (the compile target's lib does not declare it). */
@@ -63,9 +67,15 @@ function loadWasm(): WasmCrc | undefined {
     const memory = instance.exports['memory'] as { buffer: ArrayBuffer }
     const tables = new BigUint64Array(memory.buffer, 0, 256 * TABLES)
     for (let i = 0; i < 256 * TABLES; i++) tables[i] = (BigInt(T_HI[i]!) << 32n) | BigInt(T_LO[i]!)
+    const free: Uint8Array[] = []
+    for (let i = 0; i < ARENA_SLOTS; i++) {
+      free.push(new Uint8Array(memory.buffer, WASM_INPUT + (i + 1) * WASM_CHUNK, WASM_CHUNK))
+    }
     return {
-      update: instance.exports['update'] as (crc: bigint, len: number) => bigint,
+      update: instance.exports['update'] as (crc: bigint, ptr: number, len: number) => bigint,
+      memory: memory.buffer,
       input: new Uint8Array(memory.buffer, WASM_INPUT, WASM_CHUNK),
+      free,
     }
   } catch {
     return undefined
@@ -134,10 +144,15 @@ export class Crc64 {
 
   #updateWasm(wasm: WasmCrc, data: Uint8Array): this {
     let crc = (BigInt(this.#hi) << 32n) | BigInt(this.#lo)
-    for (let p = 0; p < data.length; p += WASM_CHUNK) {
-      const piece = data.subarray(p, p + WASM_CHUNK)
-      wasm.input.set(piece)
-      crc = wasm.update(crc, piece.length)
+    if (data.buffer === wasm.memory) {
+      // Already in the module's memory (an arena buffer): checksummed in place.
+      crc = wasm.update(crc, data.byteOffset, data.length)
+    } else {
+      for (let p = 0; p < data.length; p += WASM_CHUNK) {
+        const piece = data.subarray(p, p + WASM_CHUNK)
+        wasm.input.set(piece)
+        crc = wasm.update(crc, WASM_INPUT, piece.length)
+      }
     }
     crc = BigInt.asUintN(64, crc)
     this.#lo = Number(crc & 0xffffffffn)
@@ -162,4 +177,17 @@ export class Crc64 {
 /** CRC-64/ISO of one byte string, 8 big-endian bytes. */
 export function crc64(data: Uint8Array): Buffer {
   return new Crc64().update(data).digest()
+}
+
+/**
+ * Up to `count` 1 MiB buffers inside the checksum module's memory, for a reader that recycles
+ * its read buffers: data read into them is checksummed without a copy. Empty when there is no
+ * WebAssembly or no free slot. Give them back with releaseCrcArena.
+ */
+export function takeCrcArena(count: number): Uint8Array[] {
+  return WASM === undefined ? [] : WASM.free.splice(0, Math.min(count, WASM.free.length))
+}
+
+export function releaseCrcArena(buffers: Uint8Array[]): void {
+  WASM?.free.push(...buffers)
 }

@@ -1,13 +1,15 @@
 ;; CRC-64/ISO (Go's crc64.ISO), slicing-by-8 over 64-bit words: the hot loop of tar-split.
 ;; Memory: 8 tables of 256 little-endian u64 at 0..16383 (table k = CRC of a byte followed by
-;; k zero bytes; filled by crc64.ts), then the input at 16384. The register is kept inverted
-;; between calls, as in crc64.ts. Compiled by scripts/build-wasm.mjs into crc64-wasm.ts.
+;; k zero bytes; filled by crc64.ts), then a 1 MiB input area at 16384, then an arena of
+;; 1 MiB read buffers that callers fill in place (see crc64.ts). `update` checksums `len` bytes
+;; at `ptr`. The register is kept inverted between calls, as in crc64.ts. Compiled by
+;; scripts/build-wasm.mjs into crc64-wasm.ts.
 (module
-  (memory (export "memory") 18)
-  (func (export "update") (param $crc i64) (param $len i32) (result i64)
+  (memory (export "memory") 145)
+  (func (export "update") (param $crc i64) (param $ptr i32) (param $len i32) (result i64)
     (local $p i32) (local $end i32) (local $end8 i32) (local $x i64)
-    (local.set $p (i32.const 16384))
-    (local.set $end (i32.add (i32.const 16384) (local.get $len)))
+    (local.set $p (local.get $ptr))
+    (local.set $end (i32.add (local.get $ptr) (local.get $len)))
     (local.set $end8 (i32.sub (local.get $end) (i32.and (local.get $len) (i32.const 7))))
     (block $words
       (loop $word

@@ -5,7 +5,7 @@ import { createWriteStream } from 'node:fs'
 import { pipeline } from 'node:stream/promises'
 import { Writable } from 'node:stream'
 import { parseArgs } from 'node:util'
-import { disassemble, disassembleTo } from '../../tarsplit/disassemble.js'
+import { disassemble, disassembleFile, disassembleTo } from '../../tarsplit/disassemble.js'
 import { JsonPacker } from '../../tarsplit/packer.js'
 import { unpack } from '../../tarsplit/unpacker.js'
 import { assembleStream } from '../../tarsplit/assemble.js'
@@ -63,14 +63,16 @@ async function disasm(argv: string[], global: GlobalOptions): Promise<number> {
   if (!Number.isInteger(level) || level < 1 || level > 9)
     throw new UsageError('--level takes 1 to 9')
   const file = positionals[0] ?? '-'
-  const input = file === '-' ? process.stdin : fileChunks(file)
+  const input = (): AsyncIterable<Uint8Array> => (file === '-' ? process.stdin : fileChunks(file))
   const packer = new JsonPacker(createWriteStream(values.output), { level })
   let result
   try {
     if (values['no-stdout']) {
-      result = await disassembleTo(input, packer)
+      // From a file, read buffers are recycled: nothing but the metadata is kept.
+      result =
+        file === '-' ? await disassembleTo(input(), packer) : await disassembleFile(file, packer)
     } else {
-      const { stream, done } = disassemble(input, packer)
+      const { stream, done } = disassemble(input(), packer)
       await Promise.all([pipeline(stream, stdoutSink()), done])
       result = await done
     }

@@ -10,7 +10,8 @@
  *   of the output.
  */
 import { Readable } from 'node:stream'
-import { Crc64 } from './crc64.js'
+import { open, type FileHandle } from 'node:fs/promises'
+import { Crc64, releaseCrcArena, takeCrcArena } from './crc64.js'
 import { FileIntegrityError } from './errors.js'
 import {
   isFileEntry,
@@ -41,10 +42,24 @@ interface Pending {
 }
 
 /** The original tar, chunk by chunk; pull-based, so backpressure is the consumer's reading. */
-export async function* assemble(
+export function assemble(
   entries: Entries,
   getter: FileGetter,
   options: AssembleOptions = {},
+): AsyncGenerator<Uint8Array> {
+  return assembleBatches(entries, getter, () => Buffer.allocUnsafe(BATCH), options)
+}
+
+/**
+ * The core: output is gathered into batches that `newBatch` provides (each at least
+ * SMALL_FILE + 1 bytes; a batch is handed out when full and a new one asked for at once);
+ * files over SMALL_FILE bytes go out as their own chunks.
+ */
+async function* assembleBatches(
+  entries: Entries,
+  getter: FileGetter,
+  newBatch: () => Uint8Array,
+  options: AssembleOptions,
 ): AsyncGenerator<Uint8Array> {
   const crc = new Crc64()
   const verify = (e: FileEntry, data?: Uint8Array): void => {
@@ -60,12 +75,12 @@ export async function* assemble(
       )
     }
   }
-  let batch = Buffer.allocUnsafe(BATCH)
+  let batch = newBatch()
   let len = 0
   /** Hands out the batch so far (the caller yields it) and starts a new one. */
   const flush = (): Uint8Array => {
     const out = batch.subarray(0, len)
-    batch = Buffer.allocUnsafe(BATCH)
+    batch = newBatch()
     len = 0
     return out
   }
@@ -82,7 +97,7 @@ export async function* assemble(
     } else if (!isFileEntry(e) || e.size === 0) {
       continue
     } else if (direct !== undefined && e.size <= SMALL_FILE) {
-      if (len + e.size + 1 > BATCH) yield flush()
+      if (len + e.size + 1 > batch.length) yield flush()
       const n = await direct(e.name, e.size, batch, len)
       if (n > e.size)
         throw new FileIntegrityError(
@@ -115,7 +130,7 @@ export async function* assemble(
       yield piece
       continue
     }
-    if (len + piece.length > BATCH) yield flush()
+    if (len + piece.length > batch.length) yield flush()
     batch.set(piece, len)
     len += piece.length
   }
@@ -177,4 +192,66 @@ export function assembleStream(
     objectMode: false,
     highWaterMark: 1 << 20,
   })
+}
+
+/**
+ * Assembles into a file. With a getter that can `readInto` and WebAssembly at hand, output
+ * batches live in the checksum module's memory (two, used in turn, one being written while
+ * the other fills): small files are read into them, checksummed in place and written from
+ * there, with no copy and no fresh memory. Otherwise it is assembleStream piped to the file.
+ * Returns the number of bytes written.
+ */
+export async function assembleToFile(
+  entries: Entries,
+  getter: FileGetter,
+  path: string,
+  options: AssembleOptions = {},
+): Promise<number> {
+  const arena = takeCrcArena(4)
+  try {
+    const regions = pairUp(arena)
+    const fh = await open(path, 'w')
+    try {
+      let turn = 0
+      const next =
+        regions === undefined || getter.readInto === undefined
+          ? () => Buffer.allocUnsafe(BATCH)
+          : () => regions[turn++ % 2]!
+      let written = 0
+      let inflight: Promise<unknown> | undefined
+      // At most one write in flight: a region is refilled only after its write has finished.
+      for await (const chunk of assembleBatches(entries, getter, next, options)) {
+        if (inflight !== undefined) await inflight
+        inflight = writeAll(fh, chunk)
+        written += chunk.length
+      }
+      await inflight
+      return written
+    } finally {
+      await fh.close()
+    }
+  } finally {
+    releaseCrcArena(arena)
+  }
+}
+
+/** Two 2 MiB regions from four adjacent 1 MiB arena slots, or undefined. */
+function pairUp(slots: Uint8Array[]): [Uint8Array, Uint8Array] | undefined {
+  if (slots.length < 4) return undefined
+  const s = [...slots].sort((a, b) => a.byteOffset - b.byteOffset)
+  const size = s[0]!.length
+  for (let i = 1; i < 4; i++)
+    if (s[i]!.byteOffset !== s[0]!.byteOffset + i * size || s[i]!.buffer !== s[0]!.buffer)
+      return undefined
+  return [
+    new Uint8Array(s[0]!.buffer, s[0]!.byteOffset, 2 * size),
+    new Uint8Array(s[2]!.buffer, s[2]!.byteOffset, 2 * size),
+  ]
+}
+
+async function writeAll(fh: FileHandle, chunk: Uint8Array): Promise<void> {
+  for (let off = 0; off < chunk.length;) {
+    const { bytesWritten } = await fh.write(chunk, off, chunk.length - off)
+    off += bytesWritten
+  }
 }

@@ -9,7 +9,6 @@ import assert from 'node:assert/strict'
 import { createReadStream, createWriteStream, readFileSync } from 'node:fs'
 import { gunzipSync } from 'node:zlib'
 import { join } from 'node:path'
-import { pipeline } from 'node:stream/promises'
 import {
   corpusDir,
   HUGE_SPARSE,
@@ -24,7 +23,7 @@ import { extractPayloads } from '../testing/extract-payloads.js'
 import { disassembleFile } from './disassemble.js'
 import { JsonPacker } from './packer.js'
 import { unpack } from './unpacker.js'
-import { assembleStream } from './assemble.js'
+import { assembleToFile } from './assemble.js'
 import { PathFileGetter } from './file-getter.js'
 import { sha256Stream } from '../digest/hash.js'
 import { cleanPath } from './clean-path.js'
@@ -79,10 +78,8 @@ async function ours(
 
 async function ourAsm(meta: string, root: string, out: string): Promise<string | undefined> {
   try {
-    await pipeline(
-      assembleStream(unpack(createReadStream(meta)), new PathFileGetter(root)),
-      createWriteStream(out),
-    )
+    // assembleToFile: batches in the checksum module's memory (the CLI's path).
+    await assembleToFile(unpack(createReadStream(meta)), new PathFileGetter(root), out)
     return undefined
   } catch (err) {
     return (err as { code?: string }).code ?? String(err)

@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util'
 import { disassemble, disassembleFile, disassembleTo } from '../../tarsplit/disassemble.js'
 import { JsonPacker } from '../../tarsplit/packer.js'
 import { unpack } from '../../tarsplit/unpacker.js'
-import { assembleStream } from '../../tarsplit/assemble.js'
+import { assembleStream, assembleToFile } from '../../tarsplit/assemble.js'
 import { PathFileGetter } from '../../tarsplit/file-getter.js'
 import { UsageError, type GlobalOptions } from '../output.js'
 import { fileChunks } from '../../internal/file-chunks.js'
@@ -108,12 +108,12 @@ async function asm(argv: string[], _global: GlobalOptions): Promise<number> {
   if (values.input === undefined) throw new UsageError('asm needs --input META')
   if (values.path === undefined) throw new UsageError('asm needs --path DIR')
   const entries = unpack(fileChunks(values.input))
-  const tar = assembleStream(entries, new PathFileGetter(values.path))
-  const out =
-    values.output === undefined || values.output === '-'
-      ? stdoutSink()
-      : createWriteStream(values.output, { highWaterMark: 8 << 20 })
-  await pipeline(tar, out)
+  const getter = new PathFileGetter(values.path)
+  if (values.output === undefined || values.output === '-') {
+    await pipeline(assembleStream(entries, getter), stdoutSink())
+  } else {
+    await assembleToFile(entries, getter, values.output)
+  }
   return 0
 }
 

@@ -110,6 +110,20 @@ async function* assembleBatches(
     } else if (data !== undefined) {
       piece = await data
       verify(e, piece)
+    } else if (getter.readAt !== undefined) {
+      // A large file, read piece by piece into the batches; the batch holding its end goes
+      // out only after the CRC is checked.
+      crc.reset()
+      for (let position = 0; ;) {
+        if (len === batch.length) yield flush()
+        const n = await getter.readAt(e.name, position, batch, len, batch.length - len)
+        if (n === 0) break
+        crc.update(batch.subarray(len, len + n))
+        len += n
+        position += n
+      }
+      verify(e)
+      continue
     } else {
       // A large file: streamed, its last chunk held back until the CRC is checked.
       if (len > 0) yield flush()

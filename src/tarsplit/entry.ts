@@ -76,4 +76,15 @@ export interface FileGetter {
    * straight into its output batches, without a copy.
    */
   readInto?(name: Buffer, size: number, dest: Uint8Array, offset: number): Promise<number>
+  /**
+   * Optional: reads up to `length` bytes of the file from `position` into `dest` at `offset`;
+   * 0 at the end of the file. Lets assembly read large files into its batches as well.
+   */
+  readAt?(
+    name: Buffer,
+    position: number,
+    dest: Uint8Array,
+    offset: number,
+    length: number,
+  ): Promise<number>
 }

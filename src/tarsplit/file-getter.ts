@@ -90,6 +90,22 @@ export class PathFileGetter implements FileGetter {
     }
   }
 
+  /** A piece of a large file (at most a batch, 2 MiB), read like readInto. */
+  async readAt(
+    name: Buffer,
+    position: number,
+    dest: Uint8Array,
+    offset: number,
+    length: number,
+  ): Promise<number> {
+    const fd = await this.#openSync(name)
+    try {
+      return readSync(fd, dest, offset, length, position)
+    } finally {
+      closeSync(fd)
+    }
+  }
+
   async #openSync(name: Buffer): Promise<number> {
     try {
       return openSync(

@@ -14,10 +14,10 @@ import {
   isHeaderOnlyType,
   isZeroBlock,
   parseNumeric,
-  type RawHeader,
 } from './header.js'
 import { MAX_SPARSE_ENTRIES, MAX_SPECIAL_FILE_SIZE } from './limits.js'
-import { PAX, PaxError, parseDecimal, parsePaxRecords, parsePaxTime } from './pax.js'
+import { PAX, PaxError, parseDecimal, parsePaxRecords } from './pax.js'
+import { mergePax, setLink, setName, toTarHeader } from './header-fields.js'
 import {
   oldGnuFragments,
   paxSparseVersion,
@@ -165,7 +165,7 @@ export class TarReader implements AsyncIterable<TarEntry> {
             throw err
           }
           if (raw.typeflag === TYPE.X_GLOBAL_HEADER) {
-            const header = this.#finish(raw, offset)
+            const header = toTarHeader(raw, offset)
             try {
               this.#mergePax(header, pax, offset)
             } catch {
@@ -187,7 +187,7 @@ export class TarReader implements AsyncIterable<TarEntry> {
           continue
         }
         default: {
-          const header = this.#finish(raw, offset)
+          const header = toTarHeader(raw, offset)
           if (pax !== undefined) this.#mergePax(header, pax, offset)
           if (longName !== undefined && longName.length > 0) setName(header, longName)
           if (longLink !== undefined && longLink.length > 0) setLink(header, longLink)
@@ -278,85 +278,15 @@ export class TarReader implements AsyncIterable<TarEntry> {
     return Buffer.from(data)
   }
 
-  #finish(raw: RawHeader, offset: number): TarHeader {
-    const h: TarHeader = {
-      typeflag: raw.typeflag,
-      name: raw.nameRaw.toString('utf8'),
-      nameRaw: raw.nameRaw,
-      linkname: raw.linknameRaw.toString('utf8'),
-      linknameRaw: raw.linknameRaw,
-      size: raw.size,
-      mode: raw.mode,
-      uid: raw.uid,
-      gid: raw.gid,
-      uname: raw.uname.toString('utf8'),
-      gname: raw.gname.toString('utf8'),
-      mtime: raw.mtime,
-      mtimeNsec: 0,
-      devmajor: raw.devmajor,
-      devminor: raw.devminor,
-      format: raw.format,
-      offset,
-    }
-    if (raw.atime !== undefined) h.atime = { sec: raw.atime, nsec: 0 }
-    if (raw.ctime !== undefined) h.ctime = { sec: raw.ctime, nsec: 0 }
-    return h
-  }
-
-  /** Go's mergePAX: records with empty values keep the header's value. */
+  /** Go's mergePAX, with its errors as TAR_INVALID_PAX at the header's offset. */
   #mergePax(h: TarHeader, pax: Map<string, Buffer>, offset: number): void {
     try {
-      for (const [k, v] of pax) {
-        if (v.length === 0) continue
-        const s = (): string => v.toString('utf8')
-        switch (k) {
-          case PAX.PATH:
-            setName(h, v)
-            break
-          case PAX.LINKPATH:
-            setLink(h, v)
-            break
-          case PAX.UNAME:
-            h.uname = s()
-            break
-          case PAX.GNAME:
-            h.gname = s()
-            break
-          case PAX.UID:
-            h.uid = parseDecimal(s())
-            break
-          case PAX.GID:
-            h.gid = parseDecimal(s())
-            break
-          case PAX.ATIME:
-            h.atime = parsePaxTime(s())
-            break
-          case PAX.CTIME:
-            h.ctime = parsePaxTime(s())
-            break
-          case PAX.MTIME: {
-            const t = parsePaxTime(s())
-            h.mtime = t.sec
-            h.mtimeNsec = t.nsec
-            break
-          }
-          case PAX.SIZE:
-            h.size = parseDecimal(s())
-            break
-          default:
-            if (k.startsWith(PAX.SCHILY_XATTR)) {
-              const x = (h.xattrs ?? new Map<string, Buffer>()) as Map<string, Buffer>
-              x.set(k.slice(PAX.SCHILY_XATTR.length), v)
-              h.xattrs = x
-            }
-        }
-      }
+      mergePax(h, pax)
     } catch (err) {
       if (err instanceof PaxError)
         this.#fail('TAR_INVALID_PAX', `Cannot apply PAX records: ${err.message}`, offset)
       throw err
     }
-    h.pax = pax
   }
 
   /** Go's handleSparseFile: the sparse map, if the entry is a sparse file. */
@@ -512,16 +442,6 @@ export class TarReader implements AsyncIterable<TarEntry> {
 
 function parseNumericField(b: Uint8Array, f: readonly [number, number]): number {
   return parseNumeric(b.subarray(f[0], f[0] + f[1]))
-}
-
-function setName(h: TarHeader, v: Buffer): void {
-  h.nameRaw = Buffer.from(v)
-  h.name = h.nameRaw.toString('utf8')
-}
-
-function setLink(h: TarHeader, v: Buffer): void {
-  h.linknameRaw = Buffer.from(v)
-  h.linkname = h.linknameRaw.toString('utf8')
 }
 
 /** Iterates a tar stream's entries (see TarReader for raw access and trailing bytes). */

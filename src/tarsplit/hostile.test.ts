@@ -12,11 +12,13 @@ import { corpusDir, hasCorpus, manifest, type ManifestRow } from '../testing/cor
 
 const CHILD = join(dirname(fileURLToPath(import.meta.url)), '..', 'testing', 'disasm-child.js')
 /**
- * Peak RSS allowed: node and the pipeline's buffers take ~110 MB; the largest claimed sizes
- * are gigabytes. A million entries add ~60 MB: the set of names that duplicate detection
- * needs (Go's tar-split keeps the same set).
+ * Peak RSS allowed: node and the pipeline's buffers take ~75 MB; the largest claimed sizes
+ * are gigabytes. A million entries add ~150 MB (230 MB measured): the set of names that
+ * duplicate detection needs, which Go's tar-split keeps too, and the garbage of a million
+ * entries; that case gets more room.
  */
-const MAX_RSS_MB = 256
+const MAX_RSS_MB = 200
+const MAX_RSS_MB_FOR: Record<string, number> = { 'million-empty-entries': 384 }
 
 /** 10 GiB of decompression; the 1 GiB gzip bomb covers the tar level, issue 3 the rest. */
 const SKIP: Record<string, string> = {
@@ -61,7 +63,8 @@ for (const row of rows) {
   const id = row.id!
   test(`hostile stream: ${id}`, { skip: !hasCorpus() ? 'no corpus' : (SKIP[id] ?? false) }, () => {
     const res = runChild(row)
-    assert.ok(res.maxRssKb < MAX_RSS_MB * 1024, `peak RSS ${Math.round(res.maxRssKb / 1024)} MB`)
+    const limit = MAX_RSS_MB_FOR[id] ?? MAX_RSS_MB
+    assert.ok(res.maxRssKb < limit * 1024, `peak RSS ${Math.round(res.maxRssKb / 1024)} MB`)
     const go = row.tar_split?.['debian-0.11.2']?.result
     if (go === 'disasm-error' || id === 'gnu-longname-100mb') {
       assert.equal(res.ok, false, `accepted a stream Go refuses`)

@@ -221,7 +221,7 @@ export async function assembleToFile(
   path: string,
   options: AssembleOptions = {},
 ): Promise<number> {
-  const arena = takeCrcArena(4)
+  const arena = takeCrcArena(2 * REGIONS)
   try {
     const regions = pairUp(arena)
     const fh = await open(path, 'w')
@@ -230,16 +230,17 @@ export async function assembleToFile(
       const next =
         regions === undefined || getter.readInto === undefined
           ? () => Buffer.allocUnsafe(BATCH)
-          : () => regions[turn++ % 2]!
+          : () => regions[turn++ % REGIONS]!
       let written = 0
-      let inflight: Promise<unknown> | undefined
-      // At most one write in flight: a region is refilled only after its write has finished.
+      // Up to REGIONS - 1 writes in flight, each at its own position: the region the next
+      // batch fills is then always one whose write has finished.
+      const inflight: Promise<void>[] = []
       for await (const chunk of assembleBatches(entries, getter, next, options)) {
-        if (inflight !== undefined) await inflight
-        inflight = writeAll(fh, chunk)
+        if (inflight.length >= REGIONS - 1) await inflight.shift()
+        inflight.push(writeAll(fh, chunk, written))
         written += chunk.length
       }
-      await inflight
+      await Promise.all(inflight)
       return written
     } finally {
       await fh.close()
@@ -249,23 +250,28 @@ export async function assembleToFile(
   }
 }
 
-/** Two 2 MiB regions from four adjacent 1 MiB arena slots, or undefined. */
-function pairUp(slots: Uint8Array[]): [Uint8Array, Uint8Array] | undefined {
-  if (slots.length < 4) return undefined
+/** Output batches of assembleToFile, each two adjacent 1 MiB arena slots. */
+const REGIONS = 3
+
+/** REGIONS regions of 2 MiB from adjacent 1 MiB arena slots, or undefined. */
+function pairUp(slots: Uint8Array[]): Uint8Array[] | undefined {
+  if (slots.length < 2 * REGIONS) return undefined
   const s = [...slots].sort((a, b) => a.byteOffset - b.byteOffset)
-  const size = s[0]!.length
-  for (let i = 1; i < 4; i++)
-    if (s[i]!.byteOffset !== s[0]!.byteOffset + i * size || s[i]!.buffer !== s[0]!.buffer)
-      return undefined
-  return [
-    new Uint8Array(s[0]!.buffer, s[0]!.byteOffset, 2 * size),
-    new Uint8Array(s[2]!.buffer, s[2]!.byteOffset, 2 * size),
-  ]
+  const first = s[0]!
+  const size = first.length
+  const adjacent = s.every(
+    (x, i) => x.buffer === first.buffer && x.byteOffset === first.byteOffset + i * size,
+  )
+  if (!adjacent) return undefined
+  return Array.from(
+    { length: REGIONS },
+    (_, r) => new Uint8Array(first.buffer, first.byteOffset + 2 * r * size, 2 * size),
+  )
 }
 
-async function writeAll(fh: FileHandle, chunk: Uint8Array): Promise<void> {
+async function writeAll(fh: FileHandle, chunk: Uint8Array, position: number): Promise<void> {
   for (let off = 0; off < chunk.length;) {
-    const { bytesWritten } = await fh.write(chunk, off, chunk.length - off)
+    const { bytesWritten } = await fh.write(chunk, off, chunk.length - off, position + off)
     off += bytesWritten
   }
 }

@@ -1,19 +1,19 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { mkdir, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { disassemble, disassembleTo } from './disassemble.js'
 import { ArraySink } from './packer.js'
-import { assemble } from './assemble.js'
+import { assemble, assembleToFile } from './assemble.js'
 import { PathFileGetter } from './file-getter.js'
 import { crc64 } from './crc64.js'
 import { hasCode } from '../errors.js'
 import { END, fileEntry, headerBlock } from '../testing/make-tar.js'
 import { scratch } from '../testing/corpus.js'
 import { sha256Digest } from '../digest/hash.js'
-import type { FileEntry, SegmentEntry } from './entry.js'
+import type { FileEntry, FileGetter, SegmentEntry } from './entry.js'
 
 const tar = Buffer.concat([
   headerBlock({ name: 'etc/', typeflag: '5' }),
@@ -142,4 +142,35 @@ test('assemble: names resolve inside the root; a symlinked parent cannot read ou
     'sha256:' + h.digest('hex'),
     sha256Digest(Buffer.concat([fileEntry('etc/secret', 'hi\n'), END])),
   )
+})
+
+test('assemble: the same bytes whatever the getter offers (get only, readWhole, readInto/readAt)', async (t) => {
+  const s = await scratch()
+  t.after(s.remove)
+  const big = Buffer.alloc((1 << 20) + 4097, 7) // over SMALL_FILE: streamed or read in pieces
+  const files: [string, Buffer][] = [
+    ['a', Buffer.from('x')],
+    ['d/b', Buffer.alloc(5000, 1)],
+    ['d/big', big],
+    ['e', Buffer.alloc(0)],
+  ]
+  const tarBytes = Buffer.concat([...files.map(([n, d]) => fileEntry(n, d)), END])
+  const sink = new ArraySink()
+  await disassembleTo([tarBytes], sink)
+  await mkdir(join(s.dir, 'd'))
+  for (const [n, d] of files) await writeFile(join(s.dir, n), d)
+  const full = new PathFileGetter(s.dir)
+  const getters: FileGetter[] = [
+    full,
+    { get: (n, z, sig) => full.get(n, z, sig), readWhole: (n, z) => full.readWhole(n, z) },
+    { get: (n, z, sig) => full.get(n, z, sig) },
+  ]
+  for (const g of getters) {
+    const out: Buffer[] = []
+    for await (const c of assemble(sink.entries, g, { readAhead: 2 })) out.push(Buffer.from(c))
+    assert.deepEqual(Buffer.concat(out), tarBytes)
+  }
+  const path = join(s.dir, 'out.tar')
+  assert.equal(await assembleToFile(sink.entries, full, path), tarBytes.length)
+  assert.deepEqual(await readFile(path), tarBytes)
 })

@@ -16,7 +16,7 @@ export class PathFileGetter implements FileGetter {
   readonly #resolver: RootResolver
 
   constructor(root: string | Buffer) {
-    this.#resolver = new RootResolver(root)
+    this.#resolver = new RootResolver(root, { sync: true })
   }
 
   async #open(name: Buffer): Promise<FileHandle> {

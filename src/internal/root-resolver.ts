@@ -124,13 +124,8 @@ export class RootResolver {
     return this.#host(parts)
   }
 
-  #lstat(host: Buffer): Promise<Stats> {
-    if (!this.#sync) return lstat(host)
-    try {
-      return Promise.resolve(lstatSync(host))
-    } catch (err) {
-      return Promise.reject(err as Error)
-    }
+  async #lstat(host: Buffer): Promise<Stats> {
+    return this.#sync ? lstatSync(host) : lstat(host)
   }
 
   /** Forgets cached directories (after the tree was changed). */

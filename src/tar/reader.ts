@@ -6,29 +6,14 @@
  */
 import { ByteReader, type ByteSource } from './byte-reader.js'
 import { TarError } from './errors.js'
-import {
-  blockFormat,
-  blockPadding,
-  decodeHeader,
-  FIELD,
-  isHeaderOnlyType,
-  isZeroBlock,
-  parseNumeric,
-} from './header.js'
-import { MAX_SPARSE_ENTRIES, MAX_SPECIAL_FILE_SIZE } from './limits.js'
-import { PAX, PaxError, parseDecimal, parsePaxRecords } from './pax.js'
+import { blockPadding, decodeHeader, isHeaderOnlyType, isZeroBlock } from './header.js'
+import { MAX_SPECIAL_FILE_SIZE } from './limits.js'
+import { PaxError, parsePaxRecords } from './pax.js'
 import { mergePax, setLink, setName, toTarHeader } from './header-fields.js'
-import {
-  oldGnuFragments,
-  paxSparseVersion,
-  parseSparseMap0x1,
-  readSparseMap1x0,
-  sparseHoles,
-  validSparse,
-} from './sparse.js'
+import { readSparseMap, SparseMapError } from './sparse-map.js'
+import { sparseHoles, validSparse } from './sparse.js'
 import {
   BLOCK_SIZE,
-  FORMAT,
   TYPE,
   type ReadTarOptions,
   type SparseFragment,
@@ -295,68 +280,29 @@ export class TarReader implements AsyncIterable<TarEntry> {
     block: Uint8Array,
     offset: number,
   ): Promise<SparseFragment[] | undefined> {
-    if (h.typeflag === TYPE.GNU_SPARSE) return this.#oldGnuSparse(h, block, offset)
-    const pax = h.pax
-    if (pax === undefined) return undefined
-    const version = paxSparseVersion(pax)
-    if (version === undefined) return undefined
-    h.format &= FORMAT.PAX
+    const next = async (extension: boolean): Promise<Uint8Array> => {
+      if (!extension && this.#remaining < BLOCK_SIZE) {
+        this.#fail('TAR_UNEXPECTED_EOF', 'Cannot read sparse map: data ends early', offset)
+      }
+      // Extension blocks belong to the headers (raw bytes); a 1.0 map to the entry's data.
+      const blk = await this.#br.readFull(BLOCK_SIZE, extension && this.#raw)
+      if (blk.length < BLOCK_SIZE)
+        this.#fail('TAR_UNEXPECTED_EOF', 'Cannot read sparse map: stream ends early')
+      if (!extension) this.#remaining -= BLOCK_SIZE
+      return blk
+    }
     try {
-      const name = pax.get(PAX.GNU_SPARSE_NAME)
-      if (name !== undefined && name.length > 0) setName(h, name)
-      const size = pax.get(PAX.GNU_SPARSE_SIZE) ?? pax.get(PAX.GNU_SPARSE_REAL_SIZE)
-      if (size !== undefined && size.length > 0) h.size = parseDecimal(size.toString('latin1'))
-      if (version === '0.x') return parseSparseMap0x1(pax, MAX_SPARSE_ENTRIES)
-      // PAX 1.0: the map sits at the start of the data and is not part of the logical data.
-      return await readSparseMap1x0(
-        async () => {
-          if (this.#remaining < BLOCK_SIZE)
-            this.#fail('TAR_UNEXPECTED_EOF', 'Cannot read sparse map: data ends early', offset)
-          const blk = await this.#br.readFull(BLOCK_SIZE)
-          if (blk.length < BLOCK_SIZE)
-            this.#fail('TAR_UNEXPECTED_EOF', 'Cannot read sparse map: stream ends early')
-          this.#remaining -= BLOCK_SIZE
-          return blk
-        },
+      return await readSparseMap(
+        h,
+        block,
+        { extension: () => next(true), data: () => next(false) },
         this.#maxSpecial,
-        MAX_SPARSE_ENTRIES,
       )
     } catch (err) {
-      if (err instanceof PaxError)
-        this.#fail('TAR_INVALID_SPARSE', `Cannot read sparse map: ${err.message}`, offset)
-      if (err instanceof RangeError)
-        this.#fail('TAR_FIELD_TOO_LONG', 'Cannot read sparse map: map too long', offset)
+      if (err instanceof SparseMapError)
+        this.#fail(err.code, `Cannot read sparse map: ${err.message}`, offset)
       throw err
     }
-  }
-
-  async #oldGnuSparse(h: TarHeader, block: Uint8Array, offset: number): Promise<SparseFragment[]> {
-    // The star format has a sparse header with the same type flag and another layout.
-    if (blockFormat(block) !== FORMAT.GNU)
-      this.#fail('TAR_INVALID_HEADER', 'Cannot read sparse file: not a GNU header', offset)
-    const fragments: SparseFragment[] = []
-    try {
-      h.size = parseNumericField(block, FIELD.gnuRealSize)
-      oldGnuFragments(block.subarray(FIELD.gnuSparse[0], FIELD.gnuSparse[0] + 96), 4, fragments)
-      let extended = block[FIELD.gnuIsExtended[0]]! > 0
-      let mapBytes = 0
-      while (extended) {
-        // Extension blocks count against the same cap as other metadata (Go: CVE-2025-58183).
-        mapBytes += BLOCK_SIZE
-        if (mapBytes > this.#maxSpecial || fragments.length > MAX_SPARSE_ENTRIES) {
-          this.#fail('TAR_FIELD_TOO_LONG', 'Cannot read sparse map: map too long', offset)
-        }
-        const ext = await this.#br.readFull(BLOCK_SIZE, this.#raw)
-        if (ext.length < BLOCK_SIZE)
-          this.#fail('TAR_UNEXPECTED_EOF', 'Cannot read sparse map: stream ends early')
-        oldGnuFragments(ext, 21, fragments)
-        extended = ext[504]! > 0
-      }
-    } catch (err) {
-      if (err instanceof TarError) throw err
-      this.#fail('TAR_INVALID_NUMBER', 'Cannot read sparse map: invalid number', offset)
-    }
-    return fragments
   }
 
   #entry(header: TarHeader, sparse: SparseFragment[] | undefined): TarEntry {
@@ -438,10 +384,6 @@ export class TarReader implements AsyncIterable<TarEntry> {
     this.#failed = err
     throw err
   }
-}
-
-function parseNumericField(b: Uint8Array, f: readonly [number, number]): number {
-  return parseNumeric(b.subarray(f[0], f[0] + f[1]))
 }
 
 /** Iterates a tar stream's entries (see TarReader for raw access and trailing bytes). */

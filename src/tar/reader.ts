@@ -300,7 +300,7 @@ export class TarReader implements AsyncIterable<TarEntry> {
       )
     } catch (err) {
       if (err instanceof SparseMapError)
-        this.#fail(err.code, `Cannot read sparse map: ${err.message}`, offset)
+        this.#fail(err.tarCode, `Cannot read sparse map: ${err.message}`, offset)
       throw err
     }
   }

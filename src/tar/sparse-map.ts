@@ -11,11 +11,13 @@ import { PAX, PaxError, parseDecimal } from './pax.js'
 import { oldGnuFragments, paxSparseVersion, parseSparseMap0x1, readSparseMap1x0 } from './sparse.js'
 import { BLOCK_SIZE, FORMAT, TYPE, type SparseFragment, type TarHeader } from './types.js'
 
+/** Internal: never escapes the reader, which turns it into a TarError with its offset. */
 export class SparseMapError extends Error {
-  readonly code: TarErrorCode
-  constructor(code: TarErrorCode, message: string) {
+  /** The code the TarError gets. */
+  readonly tarCode: TarErrorCode
+  constructor(tarCode: TarErrorCode, message: string) {
     super(message)
-    this.code = code
+    this.tarCode = tarCode
   }
 }
 

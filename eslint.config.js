@@ -28,7 +28,7 @@ const NODE_GLOBALS = Object.fromEntries(
 export default defineConfig(
   {
     // bench/ keeps its own package.json; only its generated results are ignored here.
-    ignores: ['dist/', 'node_modules/', 'coverage/', 'bench/out/', 'bench/node_modules/'],
+    ignores: ['dist/', 'build/', 'node_modules/', 'coverage/', 'bench/out/', 'bench/node_modules/'],
   },
   {
     linterOptions: { reportUnusedDisableDirectives: 'error' },

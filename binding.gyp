@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "layerstore_sys",
+      "sources": ["native/sys.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-std=c11"],
+      "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"]
+    }
+  ]
+}

@@ -1,0 +1,245 @@
+/*
+ * The few Linux system calls layerstore needs and Node's fs module lacks: device nodes,
+ * extended attributes on the link itself, nanosecond timestamps, syncfs. Each function is a
+ * thin synchronous wrapper; errors are thrown as Node-style errors (code, errno, syscall,
+ * path) so callers handle them exactly like fs errors.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+#include <node_api.h>
+
+#define PATH_BUF 4096
+#define NAME_BUF 256
+
+/* Throws an Error shaped like Node's fs errors. Returns NULL for convenience. */
+static napi_value throw_errno(napi_env env, int err, const char *syscall, const char *path) {
+  const char *code = strerrorname_np(err);
+  char msg[PATH_BUF + 160];
+  snprintf(msg, sizeof msg, "%s: %s, %s '%s'", code ? code : "EUNKNOWN", strerror(err), syscall,
+           path ? path : "");
+  napi_value message, error, v;
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
+  napi_create_error(env, NULL, message, &error);
+  napi_create_string_utf8(env, code ? code : "EUNKNOWN", NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, error, "code", v);
+  napi_create_int32(env, -err, &v);
+  napi_set_named_property(env, error, "errno", v);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, error, "syscall", v);
+  if (path) {
+    napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &v);
+    napi_set_named_property(env, error, "path", v);
+  }
+  napi_throw(env, error);
+  return NULL;
+}
+
+static napi_value throw_type(napi_env env, const char *what) {
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
+  return NULL;
+}
+
+/* A path argument: a Buffer (any bytes but NUL) or a string. */
+static int get_path(napi_env env, napi_value v, char *out, size_t cap) {
+  bool is_buf = false;
+  napi_is_buffer(env, v, &is_buf);
+  if (is_buf) {
+    void *data;
+    size_t len;
+    napi_get_buffer_info(env, v, &data, &len);
+    if (len >= cap || memchr(data, 0, len) != NULL) return 0;
+    memcpy(out, data, len);
+    out[len] = 0;
+    return 1;
+  }
+  size_t len;
+  if (napi_get_value_string_utf8(env, v, out, cap, &len) != napi_ok) return 0;
+  return len < cap - 1 && strlen(out) == len;
+}
+
+static int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+  size_t argc = want;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  return argc == want;
+}
+
+static int get_i64(napi_env env, napi_value v, int64_t *out) {
+  return napi_get_value_int64(env, v, out) == napi_ok;
+}
+
+/* mknod(path, mode, major, minor): mode includes the file type bits (S_IFCHR, S_IFIFO...). */
+static napi_value js_mknod(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  char path[PATH_BUF];
+  int64_t mode, major, minor;
+  if (!get_args(env, info, 4, argv) || !get_path(env, argv[0], path, sizeof path) ||
+      !get_i64(env, argv[1], &mode) || !get_i64(env, argv[2], &major) ||
+      !get_i64(env, argv[3], &minor))
+    return throw_type(env, "mknod(path, mode, major, minor)");
+  if (major < 0 || minor < 0 || major > UINT_MAX || minor > UINT_MAX)
+    return throw_errno(env, EINVAL, "mknod", path);
+  if (mknod(path, (mode_t)mode, makedev((unsigned)major, (unsigned)minor)) != 0)
+    return throw_errno(env, errno, "mknod", path);
+  return NULL;
+}
+
+/* lsetxattr(path, name, value: Buffer): sets an attribute on the link itself. */
+static napi_value js_lsetxattr(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  char path[PATH_BUF], name[NAME_BUF];
+  void *data;
+  size_t len;
+  bool is_buf = false;
+  if (!get_args(env, info, 3, argv) || !get_path(env, argv[0], path, sizeof path) ||
+      !get_path(env, argv[1], name, sizeof name) ||
+      napi_is_buffer(env, argv[2], &is_buf) != napi_ok || !is_buf)
+    return throw_type(env, "lsetxattr(path, name, value: Buffer)");
+  napi_get_buffer_info(env, argv[2], &data, &len);
+  if (lsetxattr(path, name, data, len, 0) != 0) return throw_errno(env, errno, "lsetxattr", path);
+  return NULL;
+}
+
+/* lgetxattr(path, name): the value as a Buffer, or undefined when the attribute is absent. */
+static napi_value js_lgetxattr(napi_env env, napi_callback_info info) {
+  napi_value argv[2], result;
+  char path[PATH_BUF], name[NAME_BUF];
+  if (!get_args(env, info, 2, argv) || !get_path(env, argv[0], path, sizeof path) ||
+      !get_path(env, argv[1], name, sizeof name))
+    return throw_type(env, "lgetxattr(path, name)");
+  for (;;) {
+    ssize_t n = lgetxattr(path, name, NULL, 0);
+    if (n < 0) {
+      if (errno == ENODATA || errno == ENOTSUP) {
+        napi_get_undefined(env, &result);
+        return result;
+      }
+      return throw_errno(env, errno, "lgetxattr", path);
+    }
+    void *data;
+    napi_create_buffer(env, (size_t)n, &data, &result);
+    ssize_t m = n == 0 ? 0 : lgetxattr(path, name, data, (size_t)n);
+    if (m == n) return result;
+    if (m < 0 && errno != ERANGE) return throw_errno(env, errno, "lgetxattr", path);
+    /* The value grew between the two calls: ask again. */
+  }
+}
+
+/* llistxattr(path): attribute names (Buffers: names are bytes) of the link itself. */
+static napi_value js_llistxattr(napi_env env, napi_callback_info info) {
+  napi_value argv[1], result;
+  char path[PATH_BUF];
+  if (!get_args(env, info, 1, argv) || !get_path(env, argv[0], path, sizeof path))
+    return throw_type(env, "llistxattr(path)");
+  for (;;) {
+    ssize_t n = llistxattr(path, NULL, 0);
+    if (n < 0) {
+      if (errno == ENOTSUP) n = 0;
+      else return throw_errno(env, errno, "llistxattr", path);
+    }
+    char *list = malloc(n > 0 ? (size_t)n : 1);
+    if (!list) return throw_errno(env, ENOMEM, "llistxattr", path);
+    ssize_t m = n == 0 ? 0 : llistxattr(path, list, (size_t)n);
+    if (m < 0) {
+      int err = errno;
+      free(list);
+      if (err == ERANGE) continue;
+      return throw_errno(env, err, "llistxattr", path);
+    }
+    napi_create_array(env, &result);
+    uint32_t i = 0;
+    for (ssize_t off = 0; off < m;) {
+      size_t len = strnlen(list + off, (size_t)(m - off));
+      napi_value name;
+      void *copy;
+      napi_create_buffer_copy(env, len, list + off, &copy, &name);
+      napi_set_element(env, result, i++, name);
+      off += (ssize_t)len + 1;
+    }
+    free(list);
+    return result;
+  }
+}
+
+/* lremovexattr(path, name): removes an attribute; absent is not an error. */
+static napi_value js_lremovexattr(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  char path[PATH_BUF], name[NAME_BUF];
+  if (!get_args(env, info, 2, argv) || !get_path(env, argv[0], path, sizeof path) ||
+      !get_path(env, argv[1], name, sizeof name))
+    return throw_type(env, "lremovexattr(path, name)");
+  if (lremovexattr(path, name) != 0 && errno != ENODATA)
+    return throw_errno(env, errno, "lremovexattr", path);
+  return NULL;
+}
+
+static int get_times(napi_env env, napi_value *argv, struct timespec ts[2]) {
+  int64_t v[4];
+  for (int i = 0; i < 4; i++)
+    if (!get_i64(env, argv[i], &v[i])) return 0;
+  ts[0].tv_sec = (time_t)v[0];
+  ts[0].tv_nsec = (long)v[1];
+  ts[1].tv_sec = (time_t)v[2];
+  ts[1].tv_nsec = (long)v[3];
+  return v[1] >= 0 && v[1] < 1000000000 && v[3] >= 0 && v[3] < 1000000000;
+}
+
+/* lutimens(path, atimeSec, atimeNsec, mtimeSec, mtimeNsec): never follows a final symlink. */
+static napi_value js_lutimens(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  char path[PATH_BUF];
+  struct timespec ts[2];
+  if (!get_args(env, info, 5, argv) || !get_path(env, argv[0], path, sizeof path) ||
+      !get_times(env, argv + 1, ts))
+    return throw_type(env, "lutimens(path, atimeSec, atimeNsec, mtimeSec, mtimeNsec)");
+  if (utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW) != 0)
+    return throw_errno(env, errno, "utimensat", path);
+  return NULL;
+}
+
+/* futimens(fd, atimeSec, atimeNsec, mtimeSec, mtimeNsec). */
+static napi_value js_futimens(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  int32_t fd;
+  struct timespec ts[2];
+  if (!get_args(env, info, 5, argv) || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
+      !get_times(env, argv + 1, ts))
+    return throw_type(env, "futimens(fd, atimeSec, atimeNsec, mtimeSec, mtimeNsec)");
+  if (futimens(fd, ts) != 0) return throw_errno(env, errno, "futimens", NULL);
+  return NULL;
+}
+
+/* syncfs(fd): flushes the whole filesystem holding fd (one call instead of fsync per file). */
+static napi_value js_syncfs(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t fd;
+  if (!get_args(env, info, 1, argv) || napi_get_value_int32(env, argv[0], &fd) != napi_ok)
+    return throw_type(env, "syncfs(fd)");
+  if (syncfs(fd) != 0) return throw_errno(env, errno, "syncfs", NULL);
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"mknod", NULL, js_mknod, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"lsetxattr", NULL, js_lsetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"lgetxattr", NULL, js_lgetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"llistxattr", NULL, js_llistxattr, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"lremovexattr", NULL, js_lremovexattr, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"lutimens", NULL, js_lutimens, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"futimens", NULL, js_futimens, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"syncfs", NULL, js_syncfs, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+NAPI_MODULE_INIT() { return init(env, exports); }

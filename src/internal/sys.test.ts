@@ -1,0 +1,79 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync, statSync, symlinkSync, lstatSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { sys, S_IFCHR, S_IFIFO } from './sys.js'
+
+const isRoot = process.getuid?.() === 0
+
+function scratch(): string {
+  return mkdtempSync(join(tmpdir(), 'layerstore-sys-'))
+}
+
+test('xattrs are set, listed, read and removed on the link itself', (t) => {
+  const dir = scratch()
+  t.after(() => rmSync(dir, { recursive: true }))
+  const f = join(dir, 'f')
+  writeFileSync(f, 'x')
+  const value = Buffer.from([0, 1, 2, 255])
+  sys.lsetxattr(f, 'user.layerstore', value)
+  assert.deepEqual(sys.lgetxattr(f, 'user.layerstore'), value)
+  assert.deepEqual(
+    sys.llistxattr(Buffer.from(f)).map((n) => n.toString()),
+    ['user.layerstore'],
+  )
+  assert.equal(sys.lgetxattr(f, 'user.absent'), undefined)
+  sys.lremovexattr(f, 'user.layerstore')
+  sys.lremovexattr(f, 'user.layerstore') // absent: no error
+  assert.deepEqual(sys.llistxattr(f), [])
+  // user.* xattrs are not allowed on symlinks: the call must reach the link, not its target.
+  const l = join(dir, 'l')
+  symlinkSync('f', l)
+  assert.throws(() => sys.lsetxattr(l, 'user.x', Buffer.of(1)), {
+    code: 'EPERM',
+    syscall: 'lsetxattr',
+  })
+  assert.equal(sys.lgetxattr(f, 'user.x'), undefined)
+})
+
+test('lutimens sets nanoseconds and does not follow a symlink', (t) => {
+  const dir = scratch()
+  t.after(() => rmSync(dir, { recursive: true }))
+  const f = join(dir, 'f')
+  writeFileSync(f, 'x')
+  const l = join(dir, 'l')
+  symlinkSync('f', l)
+  const before = statSync(f, { bigint: true }).mtimeNs
+  sys.lutimens(l, 5, 6, 1_700_000_000, 123_456_789)
+  assert.equal(lstatSync(l, { bigint: true }).mtimeNs, 1_700_000_000_123_456_789n)
+  assert.equal(lstatSync(l, { bigint: true }).atimeNs, 5_000_000_006n)
+  assert.equal(statSync(f, { bigint: true }).mtimeNs, before)
+  assert.throws(() => sys.lutimens(f, 0, 1e9, 0, 0), TypeError)
+})
+
+test('errors look like fs errors', () => {
+  assert.throws(() => sys.lgetxattr('/nonexistent/layerstore', 'user.x'), {
+    code: 'ENOENT',
+    errno: -2,
+    syscall: 'lgetxattr',
+    path: '/nonexistent/layerstore',
+  })
+  assert.throws(() => sys.mknod(Buffer.from('a\0b'), S_IFIFO | 0o644, 0, 0), TypeError)
+})
+
+test(
+  'mknod makes fifos, and character devices as root',
+  { skip: !isRoot && 'devices need root' },
+  (t) => {
+    const dir = scratch()
+    t.after(() => rmSync(dir, { recursive: true }))
+    sys.mknod(join(dir, 'p'), S_IFIFO | 0o600, 0, 0)
+    assert.ok(lstatSync(join(dir, 'p')).isFIFO())
+    sys.mknod(join(dir, 'c'), S_IFCHR | 0o644, 1, 3)
+    const st = lstatSync(join(dir, 'c'))
+    assert.ok(st.isCharacterDevice())
+    assert.equal(st.rdev, 259) // makedev(1, 3)
+    assert.throws(() => sys.mknod(join(dir, 'c'), S_IFCHR | 0o644, 1, 3), { code: 'EEXIST' })
+  },
+)

@@ -1,0 +1,53 @@
+/**
+ * Linux system calls that Node's fs lacks, from the small native addon in native/sys.c (built
+ * by node-gyp at install time): device nodes, extended attributes of the link itself,
+ * nanosecond timestamps that never follow a final symlink, syncfs.
+ *
+ * Every call is synchronous (a single system call each, cheaper than a thread-pool round
+ * trip) and throws errors shaped like Node's fs errors: `code` ('EPERM'...), `errno`,
+ * `syscall`, `path`. Paths are Buffers or strings; Buffers carry names that are not UTF-8.
+ */
+import { createRequire } from 'node:module'
+
+export type SysPath = Buffer | string
+
+export interface Sys {
+  /** mknod(2); `mode` includes the type bits (S_IFCHR, S_IFBLK, S_IFIFO) and permissions. */
+  mknod(path: SysPath, mode: number, major: number, minor: number): void
+  /** lsetxattr(2): on the link itself when `path` is a symlink. */
+  lsetxattr(path: SysPath, name: SysPath, value: Buffer): void
+  /** lgetxattr(2); undefined when the attribute is absent or the filesystem has none. */
+  lgetxattr(path: SysPath, name: SysPath): Buffer | undefined
+  /** llistxattr(2): attribute names as bytes. */
+  llistxattr(path: SysPath): Buffer[]
+  /** lremovexattr(2); an absent attribute is not an error. */
+  lremovexattr(path: SysPath, name: SysPath): void
+  /** utimensat(2) with AT_SYMLINK_NOFOLLOW: exact nanoseconds, never through a symlink. */
+  lutimens(
+    path: SysPath,
+    atimeSec: number,
+    atimeNsec: number,
+    mtimeSec: number,
+    mtimeNsec: number,
+  ): void
+  /** futimens(2). */
+  futimens(
+    fd: number,
+    atimeSec: number,
+    atimeNsec: number,
+    mtimeSec: number,
+    mtimeNsec: number,
+  ): void
+  /** syncfs(2): flushes the filesystem holding `fd`. */
+  syncfs(fd: number): void
+}
+
+// dist/internal/sys.js → <package>/build/Release/layerstore_sys.node
+const require = createRequire(import.meta.url)
+export const sys = require('../../build/Release/layerstore_sys.node') as Sys
+
+/** File type bits of st_mode, for mknod. */
+export const S_IFMT = 0o170000
+export const S_IFCHR = 0o020000
+export const S_IFBLK = 0o060000
+export const S_IFIFO = 0o010000

@@ -1,0 +1,63 @@
+/**
+ * The archive contract: applying a layer diff (a tar) to a directory, comparing two trees,
+ * and exporting a comparison as a layer diff. Docker's `pkg/archive` semantics (SPEC.md §6).
+ *
+ * Layer tars always carry AUFS whiteouts (`.wh.<name>`, `.wh..wh..opq`). A directory holds
+ * them in one of two forms, chosen by the caller:
+ * - `aufs`: whiteouts are applied by deleting what they hide (the directory is a full tree,
+ *   as vfs keeps it); exporting writes `.wh.` entries for deletions found by comparison.
+ * - `overlay`: the directory is one layer of an overlayfs stack (overlay2's `diff/`):
+ *   whiteouts become 0/0 character devices, opaque markers `trusted.overlay.opaque=y`.
+ */
+
+export type WhiteoutFormat = 'aufs' | 'overlay'
+
+/** A container uid/gid range mapped to host ids (Docker's idtools.IDMap). */
+export interface IdMapping {
+  readonly containerId: number
+  readonly hostId: number
+  readonly size: number
+}
+
+export interface IdMappings {
+  readonly uids: readonly IdMapping[]
+  readonly gids: readonly IdMapping[]
+}
+
+export interface ApplyOptions {
+  /** How whiteouts are represented on disk (default `aufs`). */
+  readonly whiteoutFormat?: WhiteoutFormat
+  /** Container → host id mapping (user namespaces); unmapped ids fail the apply. */
+  readonly idMappings?: IdMappings
+  /** Do not change ownership (unprivileged stores): files belong to the caller. */
+  readonly noLchown?: boolean
+  /**
+   * Unsupported xattrs (ENOTSUP, or EPERM for `trusted.*` when not root) are skipped with a
+   * warning instead of failing the apply.
+   */
+  readonly bestEffortXattrs?: boolean
+  readonly onWarning?: (code: ArchiveWarningCode, message: string) => void
+  readonly signal?: AbortSignal
+}
+
+export type ArchiveWarningCode =
+  | 'ARCHIVE_XATTR_SKIPPED' // an xattr the filesystem or our privileges do not allow
+  | 'ARCHIVE_DEVICE_SKIPPED' // a device node that cannot be created without privileges
+
+export interface ApplyResult {
+  /** Σ header sizes of every entry, as Docker's UnpackLayer reports (SPEC.md §6.9). */
+  readonly size: number
+  /** Entries read from the tar (all types, skipped ones included). */
+  readonly entries: number
+}
+
+/** SPEC.md §6.7: `C` modified, `A` added, `D` deleted (Docker's ChangeModify/Add/Delete). */
+export type ChangeKind = 'A' | 'C' | 'D'
+
+export interface Change {
+  /** Absolute path inside the tree (`/etc/hosts`), as UTF-8 text (lossy for other bytes). */
+  readonly path: string
+  /** The same path as the exact bytes of the file name: what export writes. */
+  readonly pathRaw: Buffer
+  readonly kind: ChangeKind
+}

@@ -5,33 +5,10 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createReadStream, readFileSync, readdirSync } from 'node:fs'
-import { join } from 'node:path'
-import { createGunzip } from 'node:zlib'
-import type { Readable } from 'node:stream'
 import { apply } from './apply.js'
-import { corpusDir, hasCorpus, scratch } from '../testing/corpus.js'
-import { compareTrees, snapshot, type TreeEntry } from '../testing/tree.js'
-
-export interface Chain {
-  readonly chain: string
-  readonly layers: readonly { readonly file: string }[]
-  readonly expected: { readonly outcome: string; readonly tree?: TreeEntry[] }
-  readonly unspecified_dir_mtime?: string[]
-  readonly cross_checks?: Record<string, { result: string } | undefined>
-}
-
-export function chains(): Chain[] {
-  const dir = join(corpusDir(), 'layers')
-  return readdirSync(dir)
-    .sort()
-    .map((name) => JSON.parse(readFileSync(join(dir, name, 'expected.json'), 'utf8')) as Chain)
-}
-
-export function layerStream(file: string): Readable {
-  const s = createReadStream(join(corpusDir(), file))
-  return file.endsWith('.gz') ? s.pipe(createGunzip()) : s
-}
+import { hasCorpus, scratch } from '../testing/corpus.js'
+import { chains, layerStream } from '../testing/chains.js'
+import { compareTrees, snapshot } from '../testing/tree.js'
 
 const isRoot = process.getuid?.() === 0
 

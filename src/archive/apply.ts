@@ -36,6 +36,7 @@ import {
   statSync,
   symlinkSync,
   writeSync,
+  type BigIntStats,
   type Stats,
 } from 'node:fs'
 import { resolve as resolvePath } from 'node:path'
@@ -99,6 +100,8 @@ export class Applier {
   /** Host paths (latin1) created by this layer: an opaque marker keeps them. */
   readonly #unpacked = new Set<string>()
   readonly #dirTimes: DirTimes[] = []
+  /** Directories copied up from a lower layer: their times are restored at the end. */
+  readonly #copiedUp: { host: Buffer; big: BigIntStats }[] = []
   /** AUFS hard-link store: `.wh..wh.plnk/<name>` files, extracted aside. */
   #plnkDir: Buffer | undefined
   readonly #plnk = new Map<string, TarHeader>()
@@ -147,6 +150,9 @@ export class Applier {
 
   /** Sets directory times (creating their children changed them) and removes scratch files. */
   finish(): ApplyResult {
+    for (const { host, big } of this.#copiedUp) {
+      if (lstatOrUndefined(host)?.isDirectory() === true) setTimes(host, big)
+    }
     for (const d of this.#dirTimes) {
       const { dir, base } = splitName(d.name)
       const parent = this.#root.existingDir(dir)
@@ -227,7 +233,7 @@ export class Applier {
     chmodSync(host, header.mode & 0o7777) // always: mkdir inherits setgid from its parent
     this.#dirTimes.push({ name: name.full, ...times(header) })
     this.#unpacked.add(host.toString('latin1'))
-    if (created) this.#root.remember(parent, Buffer.from(name.base, 'latin1'), host, [])
+    if (created) this.#root.remember(parent, Buffer.from(name.base, 'latin1'), host)
     else this.#root.invalidate() // its lowers may have changed with the metadata (opaque)
   }
 
@@ -498,7 +504,7 @@ export class Applier {
 
   #makeImpliedDir(host: Buffer, copyOf: { host: Buffer; stat: Stats } | undefined): void {
     if (copyOf !== undefined) {
-      copyUp(copyOf.host, copyOf.stat, host)
+      this.#copiedUp.push({ host, big: copyUp(copyOf.host, copyOf.stat, host) })
       return
     }
     mkdirSync(host, { mode: 0o755 })
@@ -644,7 +650,7 @@ function isZero(chunk: Uint8Array): boolean {
 }
 
 /** Copies a lower layer's entry into the upper one, metadata included (overlayfs copy-up). */
-function copyUp(from: Buffer, st: Stats, to: Buffer): void {
+function copyUp(from: Buffer, st: Stats, to: Buffer): BigIntStats {
   const big = lstatSync(from, { bigint: true })
   if (st.isDirectory()) mkdirSync(to, { mode: st.mode & 0o777 })
   else if (st.isSymbolicLink()) symlinkSync(readlinkSync(from, { encoding: 'buffer' }), to)
@@ -657,9 +663,14 @@ function copyUp(from: Buffer, st: Stats, to: Buffer): void {
     const value = sys.lgetxattr(from, key)
     if (value !== undefined) sys.lsetxattr(to, key, value)
   }
+  setTimes(to, big)
+  return big
+}
+
+function setTimes(host: Buffer, big: BigIntStats): void {
   const sec = (ns: bigint): number => Number(ns / 1_000_000_000n)
   const nsec = (ns: bigint): number => Number(ns % 1_000_000_000n)
-  sys.lutimens(to, sec(big.atimeNs), nsec(big.atimeNs), sec(big.mtimeNs), nsec(big.mtimeNs))
+  sys.lutimens(host, sec(big.atimeNs), nsec(big.atimeNs), sec(big.mtimeNs), nsec(big.mtimeNs))
 }
 
 /** glibc's major()/minor() of a Linux dev_t. */

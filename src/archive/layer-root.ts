@@ -108,9 +108,9 @@ export class LayerRoot {
   }
 
   /** Remembers a directory the applier just created, so children skip the lstat. */
-  remember(parent: ResolvedDir, name: Buffer, host: Buffer, lowers: readonly Buffer[]): void {
+  remember(parent: ResolvedDir, name: Buffer, host: Buffer): void {
     const key = childKey(parent.key, name)
-    this.#cache.set(key, { host, key, lowers })
+    this.#cache.set(key, { host, key, lowers: this.#childLowers(parent, name, host) })
   }
 
   /**

@@ -1,0 +1,300 @@
+/**
+ * apply(): Docker's whiteout sequence (SPEC.md §7.8, TestApplyLayerWhiteouts) and the
+ * behaviours the corpus chains do not pin down one by one.
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { lstatSync, mkdirSync, readFileSync, readdirSync, writeFileSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { apply } from './apply.js'
+import { writeTar, type TarWriteEntry } from '../tar/writer.js'
+import { TYPE } from '../tar/types.js'
+import { scratch } from '../testing/corpus.js'
+import { sys } from '../internal/sys.js'
+
+const isRoot = process.getuid?.() === 0
+
+/** A tar of entries named `a/` (directory) or `a` (file whose content is its name). */
+function layer(names: readonly string[]): AsyncIterable<Uint8Array> {
+  const entries: TarWriteEntry[] = names.map((name) =>
+    name.endsWith('/')
+      ? { header: { name, typeflag: TYPE.DIR, mode: 0o755, mtime: 1_600_000_000 } }
+      : { header: { name, mode: 0o644, mtime: 1_600_000_000 }, body: Buffer.from(name) },
+  )
+  return writeTar(entries)
+}
+
+/** Every path under `dir`, directories with a trailing `/`, sorted. */
+function tree(dir: string): string[] {
+  const out: string[] = []
+  const walk = (d: string, rel: string): void => {
+    for (const name of readdirSync(d)) {
+      const r = rel + name
+      const isDir = lstatSync(join(d, name)).isDirectory()
+      out.push(isDir ? r + '/' : r)
+      if (isDir) walk(join(d, name), r + '/')
+    }
+  }
+  walk(dir, '')
+  return out.sort()
+}
+
+test('whiteout sequence (TestApplyLayerWhiteouts), applied cumulatively to one directory', async () => {
+  const { dir, remove } = await scratch()
+  try {
+    const steps: [string[], string[]][] = [
+      [
+        [
+          '.baz',
+          'bar/',
+          'bar/bax',
+          'bar/bay/',
+          'baz',
+          'foo/',
+          'foo/.abc',
+          'foo/.bcd/',
+          'foo/.bcd/a',
+          'foo/cde/',
+          'foo/cde/def',
+          'foo/cde/efg',
+          'foo/fgh',
+          'foobar',
+        ],
+        [
+          '.baz',
+          'bar/',
+          'bar/bax',
+          'bar/bay/',
+          'baz',
+          'foo/',
+          'foo/.abc',
+          'foo/.bcd/',
+          'foo/.bcd/a',
+          'foo/cde/',
+          'foo/cde/def',
+          'foo/cde/efg',
+          'foo/fgh',
+          'foobar',
+        ],
+      ],
+      [
+        ['.bay', '.wh.baz', 'foo/', 'foo/.bce', 'foo/.wh..wh..opq', 'foo/cde/', 'foo/cde/efg'],
+        [
+          '.bay',
+          '.baz',
+          'bar/',
+          'bar/bax',
+          'bar/bay/',
+          'foo/',
+          'foo/.bce',
+          'foo/cde/',
+          'foo/cde/efg',
+          'foobar',
+        ],
+      ],
+      [
+        ['.bay', '.wh..baz', '.wh.foobar', 'foo/', 'foo/.abc', 'foo/.wh.cde', 'bar/'],
+        ['.bay', 'bar/', 'bar/bax', 'bar/bay/', 'foo/', 'foo/.abc', 'foo/.bce'],
+      ],
+      [
+        ['.abc', '.wh..wh..opq', 'foobar'],
+        ['.abc', 'foobar'],
+      ],
+    ]
+    for (const [i, [entries, expected]] of steps.entries()) {
+      await apply(layer(entries), dir)
+      assert.deepEqual(tree(dir), [...expected].sort(), `after layer ${i + 1}`)
+    }
+  } finally {
+    await remove()
+  }
+})
+
+test(
+  'an opaque marker after entries of its own layer keeps them (overlay form: xattr)',
+  { skip: !isRoot && 'trusted xattrs need root' },
+  async () => {
+    const { dir, remove } = await scratch()
+    try {
+      await apply(layer(['d/', 'd/old']), dir)
+      await apply(layer(['d/', 'd/new', 'd/.wh..wh..opq']), dir)
+      assert.deepEqual(tree(dir), ['d/', 'd/new'])
+      const upper = join(dir, 'upper')
+      mkdirSync(upper)
+      await apply(layer(['d/', 'd/new', 'd/.wh..wh..opq', 'd/.wh.gone']), upper, {
+        whiteoutFormat: 'overlay',
+      })
+      assert.deepEqual(sys.lgetxattr(join(upper, 'd'), 'trusted.overlay.opaque'), Buffer.from('y'))
+      const wh = lstatSync(join(upper, 'd/gone'))
+      assert.ok(wh.isCharacterDevice() && wh.rdev === 0)
+      assert.deepEqual(readdirSync(join(upper, 'd')).sort(), ['gone', 'new'])
+    } finally {
+      await remove()
+    }
+  },
+)
+
+test('the layer size is the sum of header sizes, skipped entries included', async () => {
+  const { dir, remove } = await scratch()
+  try {
+    const r = await apply(layer(['a/', 'a/one', 'a/three', '.wh.x', '.wh..wh.plnk/ignored']), dir)
+    assert.equal(
+      r.size,
+      'a/one'.length + 'a/three'.length + '.wh.x'.length + '.wh..wh.plnk/ignored'.length,
+    )
+    assert.equal(r.entries, 5)
+    assert.deepEqual(tree(dir), ['a/', 'a/one', 'a/three'])
+  } finally {
+    await remove()
+  }
+})
+
+test('modes, nanosecond times and directory times survive; a file replaces a directory and back', async () => {
+  const { dir, remove } = await scratch()
+  try {
+    await apply(
+      writeTar(
+        [
+          {
+            header: {
+              name: 'd/',
+              typeflag: TYPE.DIR,
+              mode: 0o1777,
+              mtime: 1_000_000_000,
+              mtimeNsec: 5,
+            },
+          },
+          {
+            header: { name: 'd/s', mode: 0o6755, mtime: 1_100_000_000, mtimeNsec: 123_456_789 },
+            body: Buffer.from('x'),
+          },
+          { header: { name: 'x/', typeflag: TYPE.DIR, mode: 0o700 } },
+          { header: { name: 'x/child', mode: 0o600 }, body: Buffer.from('c') },
+          { header: { name: 'f', mode: 0o640 }, body: Buffer.from('f') },
+        ],
+        { subSecondTimes: true },
+      ),
+      dir,
+    )
+    assert.equal(statSync(join(dir, 'd')).mode & 0o7777, 0o1777)
+    assert.equal(statSync(join(dir, 'd'), { bigint: true }).mtimeNs, 1_000_000_000_000_000_005n)
+    assert.equal(statSync(join(dir, 'd/s')).mode & 0o7777, 0o6755)
+    assert.equal(statSync(join(dir, 'd/s'), { bigint: true }).mtimeNs, 1_100_000_000_123_456_789n)
+    await apply(
+      writeTar([
+        { header: { name: 'x', mode: 0o644 }, body: Buffer.from('now a file') },
+        { header: { name: 'f/', typeflag: TYPE.DIR, mode: 0o755 } },
+        { header: { name: 'f/inside', mode: 0o644 }, body: Buffer.from('i') },
+      ]),
+      dir,
+    )
+    assert.equal(readFileSync(join(dir, 'x'), 'utf8'), 'now a file')
+    assert.deepEqual(tree(dir), ['d/', 'd/s', 'f/', 'f/inside', 'x'])
+  } finally {
+    await remove()
+  }
+})
+
+test('hard links: to a file of a lower layer, and through an AUFS link store', async () => {
+  const { dir, remove } = await scratch()
+  try {
+    await apply(layer(['lib/', 'lib/a']), dir)
+    await apply(
+      writeTar([
+        { header: { name: 'b', typeflag: TYPE.LINK, linkname: 'lib/a', mode: 0o644 } },
+        { header: { name: '.wh..wh.plnk/123', mode: 0o600 }, body: Buffer.from('stored') },
+        { header: { name: 'c', typeflag: TYPE.LINK, linkname: '/.wh..wh.plnk/123' } },
+      ]),
+      dir,
+    )
+    assert.equal(statSync(join(dir, 'b')).ino, statSync(join(dir, 'lib/a')).ino)
+    assert.equal(readFileSync(join(dir, 'c'), 'utf8'), 'stored')
+    assert.equal(statSync(join(dir, 'c')).mode & 0o777, 0o600) // the stored file's header
+    assert.deepEqual(tree(dir), ['b', 'c', 'lib/', 'lib/a']) // the link store is gone
+  } finally {
+    await remove()
+  }
+})
+
+test(
+  'ids are remapped; an unmapped id fails with ARCHIVE_UNMAPPED_ID',
+  { skip: !isRoot && 'chown needs root' },
+  async () => {
+    const { dir, remove } = await scratch()
+    try {
+      const idMappings = {
+        uids: [{ containerId: 0, hostId: 100_000, size: 65_536 }],
+        gids: [{ containerId: 0, hostId: 200_000, size: 65_536 }],
+      }
+      await apply(
+        writeTar([
+          { header: { name: 'a/b', mode: 0o644, uid: 5, gid: 7 }, body: Buffer.from('b') },
+        ]),
+        dir,
+        { idMappings },
+      )
+      const b = statSync(join(dir, 'a/b'))
+      assert.deepEqual([b.uid, b.gid], [100_005, 200_007])
+      const implied = statSync(join(dir, 'a'))
+      assert.deepEqual([implied.uid, implied.gid, implied.mode & 0o7777], [100_000, 200_000, 0o755])
+      await assert.rejects(
+        apply(writeTar([{ header: { name: 'c', uid: 70_000 }, body: Buffer.from('') }]), dir, {
+          idMappings,
+        }),
+        { code: 'ARCHIVE_UNMAPPED_ID' },
+      )
+    } finally {
+      await remove()
+    }
+  },
+)
+
+test(
+  'overlay form refuses overlay metadata xattrs from the tar, with a warning',
+  { skip: !isRoot && 'trusted xattrs need root' },
+  async () => {
+    const { dir, remove } = await scratch()
+    try {
+      const warnings: string[] = []
+      await apply(
+        writeTar([
+          {
+            header: {
+              name: 'd/',
+              typeflag: TYPE.DIR,
+              mode: 0o755,
+              pax: new Map([
+                ['SCHILY.xattr.trusted.overlay.redirect', '/etc'],
+                ['SCHILY.xattr.user.ok', 'v'],
+              ]),
+            },
+          },
+        ]),
+        dir,
+        { whiteoutFormat: 'overlay', onWarning: (code) => warnings.push(code) },
+      )
+      assert.equal(sys.lgetxattr(join(dir, 'd'), 'trusted.overlay.redirect'), undefined)
+      assert.deepEqual(sys.lgetxattr(join(dir, 'd'), 'user.ok'), Buffer.from('v'))
+      assert.deepEqual(warnings, ['ARCHIVE_XATTR_SKIPPED'])
+    } finally {
+      await remove()
+    }
+  },
+)
+
+test('a failed apply closes its file and names the entry', async () => {
+  const { dir, remove } = await scratch()
+  try {
+    writeFileSync(join(dir, 'file'), 'not a dir')
+    await assert.rejects(
+      apply(layer(['file/child']), dir),
+      (err: Error & { code?: string; entry?: string }) => {
+        assert.equal(err.code, 'ARCHIVE_INVALID_ENTRY')
+        assert.equal(err.entry, 'file/child')
+        return true
+      },
+    )
+  } finally {
+    await remove()
+  }
+})

@@ -298,3 +298,27 @@ test('a failed apply closes its file and names the entry', async () => {
     await remove()
   }
 })
+
+test(
+  'a file in a setgid directory still gets the group its header names',
+  { skip: !isRoot && 'chown needs root' },
+  async () => {
+    const { dir, remove } = await scratch()
+    try {
+      await apply(
+        writeTar([
+          { header: { name: 'g/', typeflag: TYPE.DIR, mode: 0o2775, gid: 1234 } },
+          { header: { name: 'g/root-file', mode: 0o644, uid: 0, gid: 0 }, body: Buffer.from('r') },
+          { header: { name: 'g/sub/implied-parent', mode: 0o644 }, body: Buffer.from('i') },
+        ]),
+        dir,
+      )
+      assert.equal(statSync(join(dir, 'g')).gid, 1234)
+      assert.equal(statSync(join(dir, 'g/root-file')).gid, 0)
+      assert.equal(statSync(join(dir, 'g/sub')).gid, 0) // implied parents belong to root
+      assert.equal(statSync(join(dir, 'g/sub/implied-parent')).gid, 0)
+    } finally {
+      await remove()
+    }
+  },
+)

@@ -63,6 +63,7 @@ const WH_META_PREFIX = '.wh..wh.'
 const WH_OPAQUE = '.wh..wh..opq'
 const WH_PLNK = '.wh..wh.plnk'
 const O_NEW_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW
+const EUID = process.geteuid?.() ?? -1
 /** Go's maxTime for utimes: times beyond it (and before the epoch) become the epoch. */
 const MAX_TIME_SEC = 9_223_372_036
 
@@ -97,7 +98,7 @@ export class Applier {
   readonly #overlay: boolean
   readonly #root: LayerRoot
   readonly #umask: number
-  /** Host paths (latin1) created by this layer: an opaque marker keeps them. */
+  /** Resolved relative paths (latin1) created by this layer: an opaque marker keeps them. */
   readonly #unpacked = new Set<string>()
   readonly #dirTimes: DirTimes[] = []
   /** Directories copied up from a lower layer: their times are restored at the end. */
@@ -189,13 +190,13 @@ export class Applier {
       return undefined
     }
     const host = join(parent.host, Buffer.from(name.base, 'latin1'))
-    const key = host.toString('latin1')
+    const key = parent.key === '' ? name.base : `${parent.key}/${name.base}`
     const flag = header.typeflag
     if (flag === TYPE.DIR || flag === TYPE.GNU_DUMPDIR) {
       this.#directory(header, parent, name, host)
     } else if (isRegular(flag)) {
       this.#unpacked.add(key)
-      return this.#regular(header, host)
+      return this.#regular(header, host, parent)
     } else if (flag === TYPE.SYMLINK) {
       this.#create(host, () => symlinkSync(header.linknameRaw, host))
       this.#finishEntry(header, host, 'link')
@@ -228,16 +229,16 @@ export class Applier {
     const created = existing === undefined || !existing.isDirectory()
     if (created) mkdirSync(host, { mode: header.mode & 0o777 })
     if (opaque) sys.lsetxattr(host, OPAQUE_XATTR, Buffer.from('y'))
-    this.#owner(header, host, 'path')
+    this.#owner(header, host)
     this.#xattrs(header, host)
     chmodSync(host, header.mode & 0o7777) // always: mkdir inherits setgid from its parent
     this.#dirTimes.push({ name: name.full, ...times(header) })
-    this.#unpacked.add(host.toString('latin1'))
+    this.#unpacked.add(parent.key === '' ? name.base : `${parent.key}/${name.base}`)
     if (created) this.#root.remember(parent, Buffer.from(name.base, 'latin1'), host)
     else this.#root.invalidate() // its lowers may have changed with the metadata (opaque)
   }
 
-  #regular(header: TarHeader, host: Buffer): FileSink {
+  #regular(header: TarHeader, host: Buffer, parent: ResolvedDir | undefined): FileSink {
     const perm = header.mode & 0o777
     let fd: number
     try {
@@ -269,7 +270,12 @@ export class Applier {
       close: () => {
         try {
           if (sparse) ftruncateSync(fd, header.size)
-          this.#owner(header, fd, 'fd')
+          // A new file already has the process's uid and its directory's group: as root, most
+          // files need no chown.
+          const uid = this.#id(header.uid, 'uids', header.name)
+          const gid = this.#id(header.gid, 'gids', header.name)
+          if (this.#options.noLchown !== true && (uid !== EUID || gid !== parent?.newFileGid))
+            fchownSync(fd, uid, gid)
           this.#xattrs(header, host)
           const mode = header.mode & 0o7777
           if (mode !== (perm & ~this.#umask)) fchmodSync(fd, mode)
@@ -371,7 +377,7 @@ export class Applier {
         sys.lsetxattr(parent.host, OPAQUE_XATTR, Buffer.from('y'))
         if (parent === this.#root.root) this.#root.setRootOpaque()
         else this.#root.invalidate()
-      } else if (this.#removeNotUnpacked(parent.host)) {
+      } else if (this.#removeNotUnpacked(parent)) {
         this.#root.invalidate()
       }
       return
@@ -395,7 +401,7 @@ export class Applier {
       mkdtempSync(join(this.#target, Buffer.from('.layerstore-plnk-')).toString()),
     )
     this.#plnk.set(name.base, header)
-    return this.#regular(header, join(this.#plnkDir, Buffer.from(name.base, 'latin1')))
+    return this.#regular(header, join(this.#plnkDir, Buffer.from(name.base, 'latin1')), undefined)
   }
 
   // ---- helpers ----------------------------------------------------------------------------
@@ -413,7 +419,7 @@ export class Applier {
 
   /** Owner, xattrs, mode and times of a non-regular, non-directory entry. */
   #finishEntry(header: TarHeader, host: Buffer, how: 'link' | 'path'): void {
-    this.#owner(header, host, 'path')
+    this.#owner(header, host)
     this.#xattrs(header, host)
     if (how === 'path') chmodSync(host, header.mode & 0o7777)
     if (how === 'path' || header.typeflag === TYPE.SYMLINK) {
@@ -422,12 +428,11 @@ export class Applier {
     }
   }
 
-  #owner(header: TarHeader, where: Buffer | number, how: 'path' | 'fd'): void {
+  #owner(header: TarHeader, host: Buffer): void {
     if (this.#options.noLchown === true) return
     const uid = this.#id(header.uid, 'uids', header.name)
     const gid = this.#id(header.gid, 'gids', header.name)
-    if (how === 'fd') fchownSync(where as number, uid, gid)
-    else lchownSync(where as Buffer, uid, gid)
+    lchownSync(host, uid, gid)
   }
 
   #id(id: number, which: 'uids' | 'gids', entry: string): number {
@@ -478,9 +483,9 @@ export class Applier {
   }
 
   /** AUFS opaque marker: removes what this layer did not create, below `dir`. */
-  #removeNotUnpacked(dir: Buffer): boolean {
+  #removeNotUnpacked(dir: ResolvedDir): boolean {
     let removed = false
-    const walk = (d: Buffer): void => {
+    const walk = (d: Buffer, key: string): void => {
       let list
       try {
         list = readdirSync(d, { encoding: 'buffer', withFileTypes: true })
@@ -490,15 +495,17 @@ export class Applier {
       }
       for (const ent of list) {
         const host = join(d, ent.name)
-        if (!this.#unpacked.has(host.toString('latin1'))) {
+        const name = ent.name.toString('latin1')
+        const childKey = key === '' ? name : `${key}/${name}`
+        if (!this.#unpacked.has(childKey)) {
           rmSync(host, { recursive: true, force: true })
           removed = true
         } else if (ent.isDirectory()) {
-          walk(host)
+          walk(host, childKey)
         }
       }
     }
-    walk(dir)
+    walk(dir.host, dir.key)
     return removed
   }
 

@@ -29,6 +29,15 @@ export interface ResolvedDir {
   readonly key: string
   /** The same directory in lower layers whose content shows through, top first. */
   readonly lowers: readonly Buffer[]
+  /** The group a file created in it gets: its own with setgid, else the process's. */
+  readonly newFileGid: number
+}
+
+const EGID = process.getegid?.() ?? 0
+const S_ISGID = 0o2000
+
+function newFileGid(st: Stats): number {
+  return (st.mode & S_ISGID) !== 0 ? st.gid : EGID
 }
 
 /** Why a name cannot be resolved; the applier turns it into a coded error naming the entry. */
@@ -93,7 +102,12 @@ export class LayerRoot {
     this.overlay = overlay
     this.#makeDir = makeDir
     const visible = overlay && !isOpaque(target) ? lowers : []
-    this.root = { host: target, key: '', lowers: visible }
+    this.root = {
+      host: target,
+      key: '',
+      lowers: visible,
+      newFileGid: newFileGid(lstatSync(target)),
+    }
   }
 
   /** Forgets resolved directories: the tree changed under them. */
@@ -110,7 +124,8 @@ export class LayerRoot {
   /** Remembers a directory the applier just created, so children skip the lstat. */
   remember(parent: ResolvedDir, name: Buffer, host: Buffer): void {
     const key = childKey(parent.key, name)
-    this.#cache.set(key, { host, key, lowers: this.#childLowers(parent, name, host) })
+    const lowers = this.#childLowers(parent, name, host)
+    this.#cache.set(key, { host, key, lowers, newFileGid: newFileGid(lstatSync(host)) })
   }
 
   /**
@@ -207,7 +222,7 @@ export class LayerRoot {
         this.#makeDir(host, copyOf)
         if (opaque) sys.lsetxattr(host, OPAQUE_XATTR, Buffer.from('y'))
         const lowers = opaque ? [] : this.#childLowers(dir, comp, host)
-        const made = { host, key, lowers }
+        const made = { host, key, lowers, newFileGid: newFileGid(lstatSync(host)) }
         this.#cache.set(key, made)
         path.push(made)
         continue
@@ -220,7 +235,8 @@ export class LayerRoot {
         continue
       }
       if (!st.isDirectory()) throw new ResolveError('ENOTDIR', `not a directory: "${key}"`)
-      const found = { host, key, lowers: this.#childLowers(dir, comp, host) }
+      const lowers = this.#childLowers(dir, comp, host)
+      const found = { host, key, lowers, newFileGid: newFileGid(st) }
       this.#cache.set(key, found)
       path.push(found)
     }

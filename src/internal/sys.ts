@@ -8,6 +8,7 @@
  * `syscall`, `path`. Paths are Buffers or strings; Buffers carry names that are not UTF-8.
  */
 import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
 
 export type SysPath = Buffer | string
 
@@ -42,9 +43,9 @@ export interface Sys {
   syncfs(fd: number): void
 }
 
-// dist/internal/sys.js → <package>/build/Release/layerstore_sys.node
-const require = createRequire(import.meta.url)
-export const sys = require('../../build/Release/layerstore_sys.node') as Sys
+/** The addon node-gyp built at install time: <package>/build/Release (this file is dist/internal). */
+const ADDON = fileURLToPath(new URL('../../build/Release/layerstore_sys.node', import.meta.url))
+export const sys = createRequire(import.meta.url)(ADDON) as Sys
 
 /** File type bits of st_mode, for mknod. */
 export const S_IFMT = 0o170000

@@ -1,6 +1,14 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync, statSync, symlinkSync, lstatSync, writeFileSync } from 'node:fs'
+import {
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  lstatSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { sys, S_IFCHR, S_IFIFO } from './sys.js'
@@ -77,3 +85,25 @@ test(
     assert.throws(() => sys.mknod(join(dir, 'c'), S_IFCHR | 0o644, 1, 3), { code: 'EEXIST' })
   },
 )
+
+test('createFile writes a new file off the main thread, never over an existing name', async (t) => {
+  const dir = scratch()
+  t.after(() => rmSync(dir, { recursive: true }))
+  const f = join(dir, 'f')
+  const chunks = [Buffer.from('hello '), new Uint8Array([119, 111, 114, 108, 100])]
+  await sys.createFile(Buffer.from(f), chunks, 0o4711, -1, -1, 7, 8, 1_600_000_000, 999, true)
+  assert.equal(readFileSync(f, 'utf8'), 'hello world')
+  const st = statSync(f, { bigint: true })
+  assert.equal(Number(st.mode) & 0o7777, 0o4711)
+  assert.equal(st.mtimeNs, 1_600_000_000_000_000_999n)
+  await assert.rejects(sys.createFile(f, [], 0o644, -1, -1, 0, 0, 0, 0, false), {
+    code: 'EEXIST',
+    syscall: 'open',
+    path: f,
+  })
+  symlinkSync('nowhere', join(dir, 'l'))
+  await assert.rejects(sys.createFile(join(dir, 'l'), [], 0o644, -1, -1, 0, 0, 0, 0, false), {
+    code: 'EEXIST',
+  })
+  assert.throws(() => lstatSync(join(dir, 'nowhere')), { code: 'ENOENT' })
+})

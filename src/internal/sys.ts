@@ -41,6 +41,24 @@ export interface Sys {
   ): void
   /** syncfs(2): flushes the filesystem holding `fd`. */
   syncfs(fd: number): void
+  /**
+   * Creates a new file on a thread of libuv's pool: open(O_CREAT|O_EXCL|O_NOFOLLOW) with
+   * `mode & 0o777`, the chunks written in order, fchown (unless `uid` < 0), fchmod to
+   * `mode & 0o7777` (when `chmod`), futimens, close. The chunks must not change until the
+   * promise settles. Rejects with an fs-style error.
+   */
+  createFile(
+    path: SysPath,
+    chunks: readonly Uint8Array[],
+    mode: number,
+    uid: number,
+    gid: number,
+    atimeSec: number,
+    atimeNsec: number,
+    mtimeSec: number,
+    mtimeNsec: number,
+    chmod: boolean,
+  ): Promise<void>
 }
 
 /** The addon node-gyp built at install time: <package>/build/Release (this file is dist/internal). */

@@ -322,3 +322,60 @@ test(
     }
   },
 )
+
+test('files created in the background keep the archive order', async (t) => {
+  const files = (prefix: string, n: number): TarWriteEntry[] =>
+    Array.from({ length: n }, (_, i) => ({
+      header: { name: `${prefix}/f${i}`, mode: 0o644 },
+      body: Buffer.from(`${prefix} ${i}`),
+    }))
+  await t.test('a name given twice: the last entry wins', async () => {
+    const { dir, remove } = await scratch()
+    try {
+      await apply(
+        writeTar([
+          ...files('d', 50),
+          { header: { name: 'd/f7', mode: 0o600 }, body: Buffer.from('second') },
+        ]),
+        dir,
+      )
+      assert.equal(readFileSync(join(dir, 'd/f7'), 'utf8'), 'second')
+      assert.equal(statSync(join(dir, 'd/f7')).mode & 0o777, 0o600)
+    } finally {
+      await remove()
+    }
+  })
+  await t.test('a file, then a name below it: not a directory', async () => {
+    const { dir, remove } = await scratch()
+    try {
+      await assert.rejects(
+        apply(
+          writeTar([...files('d', 20), { header: { name: 'd/f3/x' }, body: Buffer.from('') }]),
+          dir,
+        ),
+        { code: 'ARCHIVE_INVALID_ENTRY' },
+      )
+    } finally {
+      await remove()
+    }
+  })
+  await t.test('a directory of files in flight, replaced by a file, then whited out', async () => {
+    const { dir, remove } = await scratch()
+    try {
+      await apply(
+        writeTar([
+          ...files('d', 100),
+          { header: { name: 'd', mode: 0o644 }, body: Buffer.from('now a file') },
+          ...files('e', 100),
+          { header: { name: '.wh.e', mode: 0o644 }, body: Buffer.from('') },
+          { header: { name: 'l', typeflag: TYPE.LINK, linkname: 'd' } },
+        ]),
+        dir,
+      )
+      assert.deepEqual(tree(dir), ['d', 'l'])
+      assert.equal(statSync(join(dir, 'l')).ino, statSync(join(dir, 'd')).ino)
+    } finally {
+      await remove()
+    }
+  })
+})

@@ -50,6 +50,7 @@ import { ArchiveError, ArchiveIoError } from './errors.js'
 import {
   LayerRoot,
   ResolveError,
+  lstatOrUndefined,
   OPAQUE_XATTR,
   isWhiteoutDevice,
   join,
@@ -64,6 +65,17 @@ const WH_OPAQUE = '.wh..wh..opq'
 const WH_PLNK = '.wh..wh.plnk'
 const O_NEW_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW
 const EUID = process.geteuid?.() ?? -1
+/**
+ * Files up to this size without xattrs are created on libuv's thread pool, a whole file per
+ * job (sys.createFile): creation costs tens of microseconds of kernel time, which then runs
+ * on other cores while this thread parses the next entries. Bounded, for flat memory.
+ */
+const SMALL_FILE = 1 << 20
+const MAX_INFLIGHT_FILES = 128
+const PATH_MAX = 4096
+const MAX_INFLIGHT_BYTES = 16 << 20
+/** Thrown inside an entry that must wait for files in flight; the entry is then retried. */
+const NEED_DRAIN = new Error('wait for the files in flight')
 /** Go's maxTime for utimes: times beyond it (and before the epoch) become the epoch. */
 const MAX_TIME_SEC = 9_223_372_036
 
@@ -110,6 +122,11 @@ export class Applier {
   #entries = 0
   /** The open file of the current entry, closed on failure. */
   #openFd: number | undefined
+  /** Small files being created on the thread pool, by resolved key; they never reject. */
+  readonly #inflight = new Map<string, Promise<void>>()
+  #inflightBytes = 0
+  /** The first failure of a file created in the background, thrown at the next call. */
+  #failure: Error | undefined
 
   constructor(
     target: string,
@@ -121,9 +138,11 @@ export class Applier {
     if (!statSync(this.#target).isDirectory())
       throw new TypeError(`apply target is not a directory: ${target}`)
     const lowers = (options.lowers ?? []).map((l) => Buffer.from(resolvePath(l)))
-    this.#root = new LayerRoot(this.#target, this.#overlay, lowers, (host, copyOf) =>
-      this.#makeImpliedDir(host, copyOf),
-    )
+    this.#root = new LayerRoot(this.#target, this.#overlay, lowers, (host, key, copyOf) => {
+      // A file of that name may still be on its way: its creation decides what happens.
+      if (this.#inflight.has(key)) throw NEED_DRAIN
+      this.#makeImpliedDir(host, copyOf)
+    })
     this.#umask = currentUmask()
   }
 
@@ -133,24 +152,37 @@ export class Applier {
 
   /**
    * Applies one entry. For a regular file, returns the sink its data must be written to
-   * (then closed) before the next entry; otherwise undefined.
+   * (then closed) before the next entry; otherwise undefined. A promise means the entry must
+   * wait for files in flight: await it, then call entry() again with the same header.
    */
-  entry(header: TarHeader): FileSink | undefined {
+  entry(header: TarHeader): FileSink | undefined | Promise<void> {
+    if (this.#failure !== undefined) throw this.#failure
+    const name = header.typeflag === TYPE.X_GLOBAL_HEADER ? undefined : cleanName(header)
+    let result: FileSink | undefined | Promise<void>
+    if (name !== undefined) {
+      try {
+        result = this.#apply(header, name)
+      } catch (err) {
+        if (err === NEED_DRAIN) return this.#drain()
+        this.#closeOpenFile()
+        throw this.#wrap(err, name.full)
+      }
+      if (result instanceof Promise) return result
+    }
     this.#entries++
     this.#size += header.size
-    if (header.typeflag === TYPE.X_GLOBAL_HEADER) return undefined
-    const name = cleanName(header)
-    if (name === undefined) return undefined // the root itself
-    try {
-      return this.#apply(header, name)
-    } catch (err) {
-      this.#closeOpenFile()
-      throw this.#wrap(err, name.full)
-    }
+    return result
+  }
+
+  /** Waits for every file in flight; their failures surface at the next call. */
+  async settle(): Promise<void> {
+    while (this.#inflight.size > 0) await this.#drain()
   }
 
   /** Sets directory times (creating their children changed them) and removes scratch files. */
-  finish(): ApplyResult {
+  async finish(): Promise<ApplyResult> {
+    await this.settle()
+    if (this.#failure !== undefined) throw this.#failure
     for (const { host, big } of this.#copiedUp) {
       if (lstatOrUndefined(host)?.isDirectory() === true) setTimes(host, big)
     }
@@ -178,7 +210,12 @@ export class Applier {
     this.#plnkDir = undefined
   }
 
-  #apply(header: TarHeader, name: Name): FileSink | undefined {
+  #apply(header: TarHeader, name: Name): FileSink | undefined | Promise<void> {
+    const flag = header.typeflag
+    // Whiteouts delete, hard links need their target: both wait for the files in flight.
+    const barrier =
+      name.base.startsWith(WH_PREFIX) || name.full.startsWith(WH_META_PREFIX) || flag === TYPE.LINK
+    if (barrier && this.#inflight.size > 0) return this.#drain()
     // AUFS metadata at the root: only the root opaque marker means anything to a layer.
     if (name.full.startsWith(WH_META_PREFIX) && name.full !== WH_OPAQUE) {
       if (name.dir === WH_PLNK && isRegular(header.typeflag)) return this.#plnkFile(header, name)
@@ -191,10 +228,20 @@ export class Applier {
     }
     const host = join(parent.host, Buffer.from(name.base, 'latin1'))
     const key = parent.key === '' ? name.base : `${parent.key}/${name.base}`
-    const flag = header.typeflag
+    const pending = this.#inflight.get(key)
+    if (pending !== undefined) return pending // the same name again: keep the archive's order
     if (flag === TYPE.DIR || flag === TYPE.GNU_DUMPDIR) {
       this.#directory(header, parent, name, host)
     } else if (isRegular(flag)) {
+      const small =
+        header.size <= SMALL_FILE && header.xattrs === undefined && header.sparse === undefined
+      // (the addon takes paths below PATH_MAX; longer ones get the kernel's error below)
+      if (small && host.length < PATH_MAX) {
+        const full =
+          this.#inflight.size >= MAX_INFLIGHT_FILES || this.#inflightBytes >= MAX_INFLIGHT_BYTES
+        if (full) return this.#inflight.values().next().value
+        return this.#smallFile(header, host, parent, key)
+      }
       this.#unpacked.add(key)
       return this.#regular(header, host, parent)
     } else if (flag === TYPE.SYMLINK) {
@@ -288,6 +335,53 @@ export class Applier {
         this.#closeOpenFile()
       },
     }
+  }
+
+  /** A small file: its data is gathered, then created on the thread pool in one job. */
+  #smallFile(header: TarHeader, host: Buffer, parent: ResolvedDir, key: string): FileSink {
+    // In a directory this apply made, only names it created exist.
+    const mayExist = !parent.fresh || this.#unpacked.has(key)
+    const existing = mayExist ? lstatOrUndefined(host) : undefined
+    if (existing !== undefined) this.#remove(host, existing)
+    this.#unpacked.add(key)
+    const chunks: Uint8Array[] = []
+    return {
+      write: (chunk) => chunks.push(chunk),
+      close: () => {
+        const uid = this.#id(header.uid, 'uids', header.name)
+        const gid = this.#id(header.gid, 'gids', header.name)
+        const chown = this.#options.noLchown !== true && (uid !== EUID || gid !== parent.newFileGid)
+        const mode = header.mode & 0o7777
+        const t = times(header)
+        const size = header.size
+        this.#inflightBytes += size
+        const done = sys
+          .createFile(
+            host,
+            chunks,
+            mode,
+            chown ? uid : -1,
+            gid,
+            t.atime,
+            t.atimeNsec,
+            t.mtime,
+            t.mtimeNsec,
+            mode !== (mode & 0o777 & ~this.#umask),
+          )
+          .catch((err: unknown) => {
+            this.#failure ??= this.#wrap(err, header.name)
+          })
+          .finally(() => {
+            this.#inflight.delete(key)
+            this.#inflightBytes -= size
+          })
+        this.#inflight.set(key, done)
+      },
+    }
+  }
+
+  async #drain(): Promise<void> {
+    await Promise.all(this.#inflight.values())
   }
 
   #hardLink(header: TarHeader, name: Name, host: Buffer): void {
@@ -390,6 +484,7 @@ export class Applier {
     if (existing !== undefined) this.#remove(host, existing)
     if (!this.#overlay) return
     sys.mknod(host, S_IFCHR, 0, 0)
+    this.#unpacked.add(parent.key === '' ? hidden : `${parent.key}/${hidden}`)
     const uid = this.#id(header.uid, 'uids', name.full)
     const gid = this.#id(header.gid, 'gids', name.full)
     if ((uid !== 0 || gid !== 0) && this.#options.noLchown !== true) lchownSync(host, uid, gid)
@@ -477,6 +572,8 @@ export class Applier {
 
   /** Removes an entry before its name is reused; directories and links invalidate resolution. */
   #remove(host: Buffer, st: Stats): void {
+    // Files in flight may be inside it.
+    if (st.isDirectory() && this.#inflight.size > 0) throw NEED_DRAIN
     if (st.isDirectory()) rmSync(host, { recursive: true, force: true })
     else rmSync(host, { force: true })
     if (st.isDirectory() || st.isSymbolicLink()) this.#root.invalidate()
@@ -562,13 +659,18 @@ export async function apply(
     for (;;) {
       const entry = await reader.next()
       if (entry === undefined) break
-      const sink = applier.entry(entry.header)
+      let sink = applier.entry(entry.header)
+      while (sink instanceof Promise) {
+        await sink
+        sink = applier.entry(entry.header)
+      }
       if (sink === undefined) continue
       for await (const chunk of entry.body) sink.write(chunk)
       sink.close()
     }
-    return applier.finish()
+    return await applier.finish()
   } finally {
+    await applier.settle()
     applier.abort()
   }
 }
@@ -625,16 +727,6 @@ function times(header: TarHeader): Times {
   m = bound(m)
   a = bound(a)
   return { atime: a.sec, atimeNsec: a.nsec, mtime: m.sec, mtimeNsec: m.nsec }
-}
-
-function lstatOrUndefined(host: Buffer): Stats | undefined {
-  try {
-    return lstatSync(host)
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined
-    throw err
-  }
 }
 
 /**

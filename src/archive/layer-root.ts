@@ -31,6 +31,8 @@ export interface ResolvedDir {
   readonly lowers: readonly Buffer[]
   /** The group a file created in it gets: its own with setgid, else the process's. */
   readonly newFileGid: number
+  /** Made by this apply: it holds only what the applier created in it since. */
+  readonly fresh: boolean
 }
 
 const EGID = process.getegid?.() ?? 0
@@ -49,8 +51,15 @@ export class ResolveError extends Error {
   }
 }
 
-/** How an implied parent directory is made (the applier owns ownership and modes). */
-export type MakeDir = (host: Buffer, copyOf: { host: Buffer; stat: Stats } | undefined) => void
+/**
+ * How an implied parent directory is made (the applier owns ownership and modes). `key` is its
+ * resolved relative path; the applier may throw to stop the resolution.
+ */
+export type MakeDir = (
+  host: Buffer,
+  key: string,
+  copyOf: { host: Buffer; stat: Stats } | undefined,
+) => void
 
 export function join(dir: Buffer, name: Buffer): Buffer {
   return Buffer.concat([dir, Buffer.of(SLASH), name])
@@ -81,9 +90,9 @@ export function isOpaque(host: Buffer): boolean {
   return v !== undefined && v.length === 1 && v[0] === 0x79 // 'y'
 }
 
-function lstatOrUndefined(host: Buffer): Stats | undefined {
+export function lstatOrUndefined(host: Buffer): Stats | undefined {
   try {
-    return lstatSync(host)
+    return lstatSync(host, { throwIfNoEntry: false })
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     if (code === 'ENOENT' || code === 'ENOTDIR') return undefined
@@ -107,6 +116,7 @@ export class LayerRoot {
       key: '',
       lowers: visible,
       newFileGid: newFileGid(lstatSync(target)),
+      fresh: false,
     }
   }
 
@@ -121,11 +131,17 @@ export class LayerRoot {
     this.invalidate()
   }
 
-  /** Remembers a directory the applier just created, so children skip the lstat. */
+  /** Remembers a directory the applier just created, so children skip lookups. */
   remember(parent: ResolvedDir, name: Buffer, host: Buffer): void {
     const key = childKey(parent.key, name)
     const lowers = this.#childLowers(parent, name, host)
-    this.#cache.set(key, { host, key, lowers, newFileGid: newFileGid(lstatSync(host)) })
+    this.#cache.set(key, {
+      host,
+      key,
+      lowers,
+      newFileGid: newFileGid(lstatSync(host)),
+      fresh: true,
+    })
   }
 
   /**
@@ -219,10 +235,10 @@ export class LayerRoot {
       }
       if (st === undefined) {
         if (!create && copyOf === undefined) return undefined
-        this.#makeDir(host, copyOf)
+        this.#makeDir(host, key, copyOf)
         if (opaque) sys.lsetxattr(host, OPAQUE_XATTR, Buffer.from('y'))
         const lowers = opaque ? [] : this.#childLowers(dir, comp, host)
-        const made = { host, key, lowers, newFileGid: newFileGid(lstatSync(host)) }
+        const made = { host, key, lowers, newFileGid: newFileGid(lstatSync(host)), fresh: true }
         this.#cache.set(key, made)
         path.push(made)
         continue
@@ -236,7 +252,7 @@ export class LayerRoot {
       }
       if (!st.isDirectory()) throw new ResolveError('ENOTDIR', `not a directory: "${key}"`)
       const lowers = this.#childLowers(dir, comp, host)
-      const found = { host, key, lowers, newFileGid: newFileGid(st) }
+      const found = { host, key, lowers, newFileGid: newFileGid(st), fresh: false }
       this.#cache.set(key, found)
       path.push(found)
     }

@@ -6,6 +6,7 @@
  * Every call is synchronous (a single system call each, cheaper than a thread-pool round
  * trip) and throws errors shaped like Node's fs errors: `code` ('EPERM'...), `errno`,
  * `syscall`, `path`. Paths are Buffers or strings; Buffers carry names that are not UTF-8.
+ * A path of PATH_MAX (4096) bytes or more is a TypeError, not ENAMETOOLONG.
  */
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'

@@ -1,0 +1,13 @@
+export * from './types.js'
+export * from './errors.js'
+export * from './decompress-errors.js'
+export { apply, Applier, type FileSink } from './apply.js'
+export { changes, changesSize, type ChangesOptions } from './changes.js'
+export { exportChanges, exportTree, type ExportOptions } from './export-changes.js'
+export {
+  decompress,
+  detectCompression,
+  type Compression,
+  type Decompressed,
+  type DecompressOptions,
+} from './decompress.js'

@@ -55,89 +55,9 @@ CHECKS=$OUT/checks.tsv
 : >"$CASEINFO"
 : >"$CHECKS"
 
-# The benchmark filesystem should be a journaled ext4 (see the shared bench README: on the
-# journal-less root fs, creating files after mass deletes is slow and would be measured).
-fstype=$(findmnt -no FSTYPE -T "$WORK" || true)
-fsdev=$(findmnt -no SOURCE -T "$WORK" || true)
-journal=unknown
-if [ "$fstype" = ext4 ] && command -v dumpe2fs >/dev/null; then
-  if dumpe2fs -h "$fsdev" 2>/dev/null | grep -q '^Filesystem features:.*has_journal'; then
-    journal=yes
-  else
-    journal=no
-  fi
-fi
-if [ "$fstype" != ext4 ] || [ "$journal" = no ]; then
-  echo "WARNING: $WORK is on $fstype ($fsdev, journal: $journal), not a journaled ext4" >&2
-fi
-
-# One timed run: wall time (perf_counter around fork/exec/wait4), the child's max RSS, CPU and
-# major page faults from wait4, and, so that disturbed runs can be spotted, the CPU used by
-# everything else meanwhile (/proc/stat) and the machine's page-cache refaults (/proc/vmstat:
-# memory pressure from other processes evicts the warm cache). stdout is discarded, stderr is
-# logged.
-TIMER=$(
-  cat <<'PY'
-import os, subprocess, sys, time
-times, label, case, run, errlog = sys.argv[1:6]
-cmd = sys.argv[6:]
-tck = os.sysconf('SC_CLK_TCK')
-def busy():
-    with open('/proc/stat') as f:
-        v = [int(x) for x in f.readline().split()[1:9]]
-    return (sum(v) - v[3] - v[4]) / tck
-quiet = float(os.environ.get('QUIET_WAIT', '30'))
-deadline = time.monotonic() + quiet
-while time.monotonic() < deadline:
-    b = busy()
-    time.sleep(1)
-    if busy() - b < 0.2:
-        break
-def refaults():
-    with open('/proc/vmstat') as f:
-        return sum(int(l.split()[1]) for l in f if l.startswith('workingset_refault'))
-with open(errlog, 'ab') as err:
-    r0 = refaults()
-    b0 = busy()
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
-    _, status, ru = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t0
-    b1 = busy()
-    r1 = refaults()
-p.returncode = rc = os.waitstatus_to_exitcode(status)
-cpu = ru.ru_utime + ru.ru_stime
-other = max(0.0, b1 - b0 - cpu)
-with open(times, 'a') as f:
-    f.write(f'{label}\t{case}\t{run}\t{wall:.4f}\t{ru.ru_maxrss}\t{cpu:.3f}\t{other:.2f}\t{rc}\t{ru.ru_majflt}\t{r1 - r0}\n')
-print(f'  {case:<10} {label:<16} run {run}: {wall:7.3f} s  {ru.ru_maxrss / 1024:7.1f} MiB'
-      f'  cpu {cpu:6.2f} s  other {other:5.2f} s  majflt {ru.ru_majflt}  refaults {r1 - r0}'
-      + ('' if rc == 0 else f'  EXIT {rc}'),
-      file=sys.stderr)
-PY
-)
-
-# warm PATH...: read files, and every file under directories, into the page cache. Done before
-# each run, not once: on this VM, DAMON (pageout) and other sessions' memory use evict it.
-warm() {
-  local p
-  for p in "$@"; do
-    if [ -d "$p" ]; then
-      find "$p" -type f -print0 | xargs -0 -r cat >/dev/null
-    else
-      cat "$p" >/dev/null
-    fi
-  done
-}
-
-# timed LABEL CASE RUN CLEANUP_PATH CMD...: remove CLEANUP_PATH and sync (untimed), time CMD.
-timed() {
-  local label=$1 case=$2 run=$3 out=$4
-  shift 4
-  rm -f "$out"
-  sync
-  python3 -c "$TIMER" "$TIMES" "$label" "$case" "$run" "$OUT/logs/$case-$label.err" "$@"
-}
+source "$REPO/bench/lib/common.sh"
+check_fs "$WORK"
+fstype=$FSTYPE fsdev=$FSDEV journal=$JOURNAL
 
 GO=(tar-split)
 OURS=(node "$CLI" tar-split)

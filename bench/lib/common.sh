@@ -1,0 +1,46 @@
+# Shared by the bench scripts: the benchmark-filesystem check, page-cache warming and the
+# timed run. Source it after setting OUT (the script's output directory) and TIMES (its
+# times.tsv).
+
+# check_fs DIR: warns unless DIR is on a journaled ext4 (see ../shared/bench/README.md: on the
+# journal-less root fs, creating files after mass deletes is slow and would be measured).
+# Sets FSTYPE, FSDEV and JOURNAL for the results header.
+check_fs() {
+  FSTYPE=$(findmnt -no FSTYPE -T "$1" || true)
+  FSDEV=$(findmnt -no SOURCE -T "$1" || true)
+  JOURNAL=unknown
+  if [ "$FSTYPE" = ext4 ] && command -v dumpe2fs >/dev/null; then
+    if dumpe2fs -h "$FSDEV" 2>/dev/null | grep -q '^Filesystem features:.*has_journal'; then
+      JOURNAL=yes
+    else
+      JOURNAL=no
+    fi
+  fi
+  if [ "$FSTYPE" != ext4 ] || [ "$JOURNAL" = no ]; then
+    echo "WARNING: $1 is on $FSTYPE ($FSDEV, journal: $JOURNAL), not a journaled ext4" >&2
+  fi
+}
+
+# warm PATH...: read files, and every file under directories, into the page cache. Done before
+# each run, not once: on a shared VM, other sessions' memory use evicts it.
+warm() {
+  local p
+  for p in "$@"; do
+    if [ -d "$p" ]; then
+      find "$p" -type f -print0 | xargs -0 -r cat >/dev/null
+    else
+      cat "$p" >/dev/null
+    fi
+  done
+}
+
+# timed LABEL CASE RUN CLEANUP_PATH CMD...: remove CLEANUP_PATH and sync (untimed), time CMD.
+# Wall time, max RSS, CPU, major faults and the CPU other processes used go to $TIMES.
+timed() {
+  local label=$1 case=$2 run=$3 out=$4
+  shift 4
+  rm -rf "$out"
+  sync
+  python3 "$(dirname "${BASH_SOURCE[0]}")/timed.py" "$TIMES" "$label" "$case" "$run" \
+    "$OUT/logs/$case-$label.err" "$@"
+}

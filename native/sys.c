@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
@@ -390,6 +391,87 @@ static napi_value js_create_file(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+/*
+ * flock(fd, exclusive): Promise<void>. Waits for a whole-file lock on a thread of libuv's
+ * pool (the wait can be long; the main thread goes on). The kernel drops the lock when the
+ * process dies, so a crash never leaves a stale lock behind.
+ */
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  int fd;
+  int op;
+  int err;
+} flock_t;
+
+static void flock_execute(napi_env env, void *data) {
+  (void)env;
+  flock_t *f = data;
+  while (flock(f->fd, f->op) != 0) {
+    if (errno == EINTR) continue;
+    f->err = errno;
+    return;
+  }
+}
+
+static void flock_complete(napi_env env, napi_status status, void *data) {
+  flock_t *f = data;
+  if (status != napi_ok && f->err == 0) f->err = ECANCELED;
+  if (f->err == 0) {
+    napi_value undef;
+    napi_get_undefined(env, &undef);
+    napi_resolve_deferred(env, f->deferred, undef);
+  } else {
+    napi_reject_deferred(env, f->deferred, make_errno_error(env, f->err, "flock", ""));
+  }
+  napi_delete_async_work(env, f->work);
+  free(f);
+}
+
+static napi_value js_flock(napi_env env, napi_callback_info info) {
+  napi_value argv[2], promise, name;
+  int32_t fd;
+  bool exclusive;
+  if (!get_args(env, info, 2, argv) || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
+      napi_get_value_bool(env, argv[1], &exclusive) != napi_ok)
+    return throw_type(env, "flock(fd, exclusive)");
+  flock_t *f = calloc(1, sizeof *f);
+  if (!f) return throw_errno(env, ENOMEM, "flock", NULL);
+  f->fd = fd;
+  f->op = exclusive ? LOCK_EX : LOCK_SH;
+  napi_create_string_utf8(env, "layerstore.flock", NAPI_AUTO_LENGTH, &name);
+  napi_create_promise(env, &f->deferred, &promise);
+  napi_create_async_work(env, NULL, name, flock_execute, flock_complete, f, &f->work);
+  napi_queue_async_work(env, f->work);
+  return promise;
+}
+
+/* tryFlock(fd, exclusive): true when the lock was taken at once, false when it is held. */
+static napi_value js_try_flock(napi_env env, napi_callback_info info) {
+  napi_value argv[2], result;
+  int32_t fd;
+  bool exclusive;
+  if (!get_args(env, info, 2, argv) || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
+      napi_get_value_bool(env, argv[1], &exclusive) != napi_ok)
+    return throw_type(env, "tryFlock(fd, exclusive)");
+  int rc;
+  while ((rc = flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB)) != 0 && errno == EINTR) {
+  }
+  if (rc != 0 && errno != EWOULDBLOCK) return throw_errno(env, errno, "flock", NULL);
+  napi_get_boolean(env, rc == 0, &result);
+  return result;
+}
+
+/* funlock(fd): releases the lock (closing the fd does too). */
+static napi_value js_funlock(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t fd;
+  if (!get_args(env, info, 1, argv) || napi_get_value_int32(env, argv[0], &fd) != napi_ok)
+    return throw_type(env, "funlock(fd)");
+  if (flock(fd, LOCK_UN) != 0) return throw_errno(env, errno, "flock", NULL);
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"mknod", NULL, js_mknod, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -401,6 +483,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"futimens", NULL, js_futimens, NULL, NULL, NULL, napi_enumerable, NULL},
       {"syncfs", NULL, js_syncfs, NULL, NULL, NULL, napi_enumerable, NULL},
       {"createFile", NULL, js_create_file, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"flock", NULL, js_flock, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"tryFlock", NULL, js_try_flock, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"funlock", NULL, js_funlock, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -60,6 +60,12 @@ export interface Sys {
     mtimeNsec: number,
     chmod: boolean,
   ): Promise<void>
+  /** flock(2), waited for on the thread pool; the kernel drops it when the process dies. */
+  flock(fd: number, exclusive: boolean): Promise<void>
+  /** flock(2) with LOCK_NB: false when another open file holds it. */
+  tryFlock(fd: number, exclusive: boolean): boolean
+  /** flock(2) LOCK_UN. */
+  funlock(fd: number): void
 }
 
 /** The addon node-gyp built at install time: <package>/build/Release (this file is dist/internal). */

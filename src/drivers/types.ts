@@ -1,0 +1,82 @@
+/**
+ * The graph-driver contract (SPEC.md §5.1): where a layer's files live and how a read-write
+ * layer is mounted. The layer store knows layers only by driver id ("cache id" for image
+ * layers, "mount id" for read-write layers) and never touches driver directories itself.
+ *
+ * Lifecycle of an image layer: `create(id, parent)` → `applyDiff(id, parent, tar)` → (read:
+ * `get`/`put`, `diffGetter`) → `remove(id)`. Of a read-write layer: `createReadWrite(id,
+ * parent)` → `get` (mount; counted) … `put` (unmount) → `diff`/`changes` → `remove`.
+ *
+ * Every driver includes the diff methods: drivers without a native diff get them from the
+ * naive-diff wrapper (SPEC.md §5.2), which compares the mounted layer with its mounted parent.
+ */
+import type { Readable } from 'node:stream'
+import type { Change } from '../archive/types.js'
+import type { FileGetter } from '../tarsplit/entry.js'
+
+/** Options of create/createReadWrite (Docker's CreateOpts). */
+export interface CreateOptions {
+  /** SELinux label of the mount; kept for compatibility, unused by vfs and overlay2. */
+  readonly mountLabel?: string
+  /** Driver storage options (`size`...); image layers refuse any. */
+  readonly storageOpt?: Readonly<Record<string, string>>
+}
+
+export interface ApplyDiffOptions {
+  readonly signal?: AbortSignal
+}
+
+/** Facts about the driver for `driverStatus()`: ordered [name, value] pairs. */
+export type DriverStatus = readonly (readonly [string, string])[]
+
+export interface Driver {
+  /** Docker's driver name (`vfs`, `overlay2`): also a path component of the layerdb. */
+  readonly name: string
+  /** The driver's directory (`<root>/<name>`). */
+  readonly home: string
+
+  /** A new, empty image layer on `parent` (a driver id). */
+  create(id: string, parent: string | undefined, options?: CreateOptions): Promise<void>
+  /** A new, empty writable layer on `parent` (containers, init layers). */
+  createReadWrite(id: string, parent: string | undefined, options?: CreateOptions): Promise<void>
+  /** Deletes a layer's data; an id that does not exist is not an error. */
+  remove(id: string): Promise<void>
+  /** Mounts the layer if needed and returns its root path; counted, balanced by put(). */
+  get(id: string, mountLabel?: string): Promise<string>
+  /** Releases one get(); the last one unmounts. */
+  put(id: string): Promise<void>
+  exists(id: string): Promise<boolean>
+  status(): DriverStatus
+  /** Paths of the layer for users (vfs: `SourceDir`; overlay2: `UpperDir`, `MergedDir`...). */
+  getMetadata(id: string): Promise<Record<string, string>>
+  /** Releases what the driver holds (mounts) when the store closes. */
+  cleanup(): Promise<void>
+
+  /** The layer's changes against `parent` as a tar diff (the whole tree without a parent). */
+  diff(id: string, parent: string | undefined): Promise<Readable>
+  /** The layer's changes against `parent`, sorted by path (all `A` without a parent). */
+  changes(id: string, parent: string | undefined): Promise<Change[]>
+  /** Applies an uncompressed layer tar to the (new, empty) layer; returns the layer size. */
+  applyDiff(
+    id: string,
+    parent: string | undefined,
+    tar: AsyncIterable<Uint8Array>,
+    options?: ApplyDiffOptions,
+  ): Promise<number>
+  /** Size of the layer's changes against `parent` (SPEC.md §6.8 ChangesSize). */
+  diffSize(id: string, parent: string | undefined): Promise<number>
+}
+
+/** A tar-split FileGetter over a layer's files, released with close(). */
+export interface FileGetCloser extends FileGetter {
+  close(): Promise<void>
+}
+
+/** Optional capability: read an image layer's files for exact reassembly (tar-split). */
+export interface DiffGetterDriver extends Driver {
+  diffGetter(id: string): Promise<FileGetCloser>
+}
+
+export function isDiffGetterDriver(d: Driver): d is DiffGetterDriver {
+  return typeof (d as Partial<DiffGetterDriver>).diffGetter === 'function'
+}

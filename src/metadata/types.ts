@@ -51,3 +51,21 @@ export interface Quarantined {
   readonly movedTo: string
   readonly reason: string
 }
+
+/** What `list()` finds: the records a store loads at start-up (SPEC.md §3.6 step 2). */
+export interface LayerDbList {
+  /** ChainIDs of the `sha256/<64 hex>` directories, sorted. */
+  readonly layers: readonly ChainId[]
+  /** Names of the `mounts/` directories, sorted by their bytes (as Go's ReadDir). */
+  readonly mounts: readonly string[]
+}
+
+/** What opening a layerdb cleaned up after crashed processes. */
+export interface SweepReport {
+  /** Entries removed from `tmp/`: uncommitted write sets, half-done mount changes. */
+  readonly tmp: readonly string[]
+  /** Mount records put back: a replacement that died between its two renames. */
+  readonly restoredMounts: readonly string[]
+  /** `-removing` directories without `cache-id`: deletions that died while removing them. */
+  readonly emptiedOrphans: readonly string[]
+}

@@ -6,10 +6,14 @@
  */
 import { reportError, UsageError, type GlobalOptions } from './output.js'
 import { tarSplit } from './commands/tar-split.js'
+import { layer } from './commands/layer.js'
+import { rw } from './commands/rw.js'
 
 const HELP = `Usage: layerstore [--root DIR] [--driver overlay2|vfs] [--json] [--quiet] COMMAND ...
 
 Commands:
+  layer register|ls|inspect|export|rm                   image layers
+  rw create|ls|mount|unmount|changes|diff|commit|rm    read-write layers (container roots)
   tar-split disasm|asm   split a tar into tar-split metadata, and put it back together
 
 Global options:
@@ -21,7 +25,7 @@ Global options:
 `
 
 type Command = (argv: string[], global: GlobalOptions) => Promise<number>
-const COMMANDS: Readonly<Record<string, Command>> = { 'tar-split': tarSplit }
+const COMMANDS: Readonly<Record<string, Command>> = { 'tar-split': tarSplit, layer, rw }
 
 /** Splits the global options off the front of argv. */
 function parseGlobal(argv: string[]): { global: GlobalOptions; rest: string[] } {

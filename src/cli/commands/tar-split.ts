@@ -3,7 +3,6 @@
  */
 import { createWriteStream } from 'node:fs'
 import { pipeline } from 'node:stream/promises'
-import { Writable } from 'node:stream'
 import { parseArgs } from 'node:util'
 import { disassemble, disassembleFile, disassembleTo } from '../../tarsplit/disassemble.js'
 import { JsonPacker } from '../../tarsplit/packer.js'
@@ -12,6 +11,7 @@ import { assembleStream, assembleToFile } from '../../tarsplit/assemble.js'
 import { PathFileGetter } from '../../tarsplit/file-getter.js'
 import { UsageError, type GlobalOptions } from '../output.js'
 import { fileChunks } from '../../internal/file-chunks.js'
+import { stdoutSink } from '../stdout-sink.js'
 
 export const HELP = `Usage:
   layerstore tar-split disasm [-o META] [--no-stdout] [FILE|-]
@@ -115,15 +115,4 @@ async function asm(argv: string[], _global: GlobalOptions): Promise<number> {
     await assembleToFile(entries, getter, values.output)
   }
   return 0
-}
-
-/** stdout as a sink that pipeline() may end without closing the process's fd. */
-function stdoutSink(): Writable {
-  return new Writable({
-    highWaterMark: 1 << 20,
-    write(chunk: Buffer, _enc, cb) {
-      if (process.stdout.write(chunk)) cb()
-      else process.stdout.once('drain', () => cb())
-    },
-  })
 }

@@ -1,0 +1,668 @@
+/**
+ * The layer store (Docker's `layer/layer_store.go`, SPEC.md §2), on a graph driver and the
+ * crash-safe layerdb.
+ *
+ * References: a layer is held by the handles this process gave out, by each child layer and
+ * by each read-write layer on it; counts are derived from those, never stored, so a store
+ * reopened after a crash counts exactly what is on disk.
+ *
+ * Several processes may share a root: every mutation runs under a file lock the kernel
+ * releases when a process dies, and first brings this process's view up to date with the
+ * disk. Slow work runs outside the lock: extracting a layer's tar, and deleting a layer's
+ * files (its record is renamed `-removing` under the lock, its data removed after).
+ */
+import { randomBytes } from 'node:crypto'
+import { closeSync, mkdirSync, openSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { Readable } from 'node:stream'
+import { chainId as chainIdOf } from '../digest/chain-id.js'
+import { parseChainId, type ChainId, type DiffId } from '../digest/digest.js'
+import { disassemble } from '../tarsplit/disassemble.js'
+import { JsonPacker } from '../tarsplit/packer.js'
+import { assemble } from '../tarsplit/assemble.js'
+import { unpack } from '../tarsplit/unpacker.js'
+import { VerifyDigest } from '../digest/verify.js'
+import { FileLock } from '../internal/lock.js'
+import { sys } from '../internal/sys.js'
+import type { Driver } from '../drivers/types.js'
+import { isDiffGetterDriver } from '../drivers/types.js'
+import { LayerDb } from '../metadata/layer-db.js'
+import type { LayerRecord, MountRecord, Orphan } from '../metadata/types.js'
+import { openDriver } from './open-driver.js'
+import {
+  LayerCycleError,
+  LayerInUseError,
+  LayerDoesNotExistError,
+  LayerNotRetainedError,
+  MaxDepthExceededError,
+  MountDoesNotExistError,
+  MountNameConflictError,
+} from './errors.js'
+import type {
+  CreateRwLayerOptions,
+  DriverInfo,
+  Layer,
+  LayerInfo,
+  LayerMetadata,
+  LayerStoreOptions,
+  RegisterOptions,
+  RwLayer,
+} from './types.js'
+
+/** A layer taken out of the store under the lock, whose data is deleted after. */
+interface Removal {
+  readonly layer: RoLayer
+  readonly orphan: Orphan
+}
+
+/** Docker's limit on chain depth (layer_store.go maxLayerDepth). */
+export const MAX_LAYER_DEPTH = 125
+
+/** An image layer as the store keeps it (Docker's roLayer). */
+class RoLayer implements LayerInfo {
+  readonly chainId: ChainId
+  readonly diffId: DiffId
+  readonly parent: RoLayer | undefined
+  readonly cacheId: string
+  readonly diffSize: number
+  readonly depth: number
+  /** Handles this process gave out and has not had released. */
+  readonly handles = new Set<LayerHandle>()
+  /** Child layers and read-write layers on this one. */
+  children = 0
+  mounts = 0
+
+  constructor(record: LayerRecord, parent: RoLayer | undefined) {
+    this.chainId = record.chainId
+    this.diffId = record.diffId
+    this.parent = parent
+    this.cacheId = record.cacheId
+    this.diffSize = record.size
+    this.depth = parent === undefined ? 1 : parent.depth + 1
+  }
+
+  get size(): number {
+    return this.diffSize + (this.parent?.size ?? 0) // at most 125 deep
+  }
+
+  get references(): number {
+    return this.handles.size + this.children + this.mounts
+  }
+
+  metadata(): LayerMetadata {
+    return { chainId: this.chainId, diffId: this.diffId, size: this.size, diffSize: this.diffSize }
+  }
+}
+
+/** A handle on a layer: what register/get return and release takes back. */
+class LayerHandle implements Layer {
+  readonly #layer: RoLayer
+  readonly #store: LayerStore
+  constructor(layer: RoLayer, store: LayerStore) {
+    this.#layer = layer
+    this.#store = store
+  }
+  get layer(): RoLayer {
+    return this.#layer
+  }
+  get chainId(): ChainId {
+    return this.#layer.chainId
+  }
+  get diffId(): DiffId {
+    return this.#layer.diffId
+  }
+  get parent(): LayerInfo | undefined {
+    return this.#layer.parent
+  }
+  get diffSize(): number {
+    return this.#layer.diffSize
+  }
+  get size(): number {
+    return this.#layer.size
+  }
+  get cacheId(): string {
+    return this.#layer.cacheId
+  }
+  tarStream(): Readable {
+    return this.#store.layerTarStream(this.#layer)
+  }
+  metadata(): Promise<Record<string, string>> {
+    return this.#store.driver.getMetadata(this.#layer.cacheId)
+  }
+}
+
+/** A read-write layer as the store keeps it (Docker's mountedLayer). */
+class MountedLayer {
+  readonly name: string
+  readonly mountId: string
+  readonly initId: string | undefined
+  readonly parent: RoLayer | undefined
+  readonly handles = new Set<RwHandle>()
+  constructor(record: MountRecord, parent: RoLayer | undefined) {
+    this.name = record.name
+    this.mountId = record.mountId
+    this.initId = record.initId
+    this.parent = parent
+  }
+  /** The driver parent of the container layer's diff: the init layer, else the image layer. */
+  get diffParent(): string | undefined {
+    return this.initId ?? this.parent?.cacheId
+  }
+}
+
+class RwHandle implements RwLayer {
+  readonly #m: MountedLayer
+  readonly #driver: Driver
+  constructor(m: MountedLayer, driver: Driver) {
+    this.#m = m
+    this.#driver = driver
+  }
+  get mounted(): MountedLayer {
+    return this.#m
+  }
+  get name(): string {
+    return this.#m.name
+  }
+  get parent(): LayerInfo | undefined {
+    return this.#m.parent
+  }
+  get mountId(): string {
+    return this.#m.mountId
+  }
+  mount(mountLabel?: string): Promise<string> {
+    return this.#driver.get(this.#m.mountId, mountLabel)
+  }
+  unmount(): Promise<void> {
+    return this.#driver.put(this.#m.mountId)
+  }
+  changes(): ReturnType<RwLayer['changes']> {
+    return this.#driver.changes(this.#m.mountId, this.#m.diffParent)
+  }
+  tarStream(): Promise<Readable> {
+    return this.#driver.diff(this.#m.mountId, this.#m.diffParent)
+  }
+  size(): Promise<number> {
+    return this.#driver.diffSize(this.#m.mountId, this.#m.diffParent)
+  }
+  applyDiff(tar: AsyncIterable<Uint8Array>): Promise<number> {
+    return this.#driver.applyDiff(this.#m.mountId, this.#m.diffParent, tar)
+  }
+  async metadata(): Promise<Record<string, string>> {
+    const m = await this.#driver.getMetadata(this.#m.mountId)
+    return m['ID'] ? m : { ...m, ID: this.#m.name }
+  }
+}
+
+function randomId(): string {
+  return randomBytes(32).toString('hex')
+}
+
+export class LayerStore {
+  readonly root: string
+  readonly driver: Driver
+  readonly #db: LayerDb
+  readonly #lockPath: string
+  readonly #layers = new Map<ChainId, RoLayer>()
+  readonly #mounts = new Map<string, MountedLayer>()
+  readonly #onWarning: LayerStoreOptions['onWarning']
+
+  private constructor(root: string, driver: Driver, db: LayerDb, options: LayerStoreOptions) {
+    this.root = root
+    this.driver = driver
+    this.#db = db
+    this.#lockPath = join(root, 'layerstore', 'lock')
+    this.#onWarning = options.onWarning
+  }
+
+  /** Opens (or creates) the store at `options.root`, loading every layer and read-write layer. */
+  static async open(options: LayerStoreOptions): Promise<LayerStore> {
+    const root = resolve(options.root)
+    mkdirSync(root, { recursive: true, mode: 0o711 })
+    const lock = await FileLock.acquire(join(root, 'layerstore', 'lock'))
+    try {
+      const driver = await openDriver(root, options.driver ?? 'vfs')
+      const db = await LayerDb.open(root, driver.name)
+      const store = new LayerStore(root, driver, db, options)
+      await store.#finishOrphans()
+      await store.#refresh()
+      return store
+    } finally {
+      lock.release()
+    }
+  }
+
+  // ---- image layers -------------------------------------------------------------------------
+
+  /**
+   * Registers an uncompressed layer tar on `parent`: applies it, records its tar-split
+   * metadata and returns a handle. The same content on the same parent gives the same layer
+   * (one more hold on it), also when two registrations race.
+   */
+  async register(
+    tar: AsyncIterable<Uint8Array>,
+    parent?: ChainId,
+    options: RegisterOptions = {},
+  ): Promise<Layer> {
+    // Hold the parent for the duration: nobody may delete it under us.
+    const parentHandle = parent === undefined ? undefined : await this.get(parent)
+    try {
+      const p = parentHandle?.layer
+      if (p !== undefined && p.depth >= MAX_LAYER_DEPTH)
+        throw new MaxDepthExceededError(`max depth exceeded: ${p.depth} layers below`)
+      return await this.#registerOn(tar, p, options)
+    } finally {
+      if (parentHandle !== undefined) await this.release(parentHandle)
+    }
+  }
+
+  async #registerOn(
+    tar: AsyncIterable<Uint8Array>,
+    p: RoLayer | undefined,
+    options: RegisterOptions,
+  ): Promise<Layer> {
+    const cacheId = randomId()
+    const txn = await this.#db.begin()
+    let created = false
+    const state = { committed: false } // set inside the locked section
+    try {
+      await this.driver.create(cacheId, p?.cacheId)
+      created = true
+      // One pass over the tar: it is split (tar-split metadata), hashed and applied at once.
+      const packer = new JsonPacker(txn.tarSplitStream())
+      const { stream, done: split } = disassemble(tar, packer, { digest: true })
+      const input = stream[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>
+      const applying = this.driver
+        .applyDiff(cacheId, p?.cacheId, keepOpen(input), options)
+        .then(async (size) => {
+          // Whatever follows the end of the archive is part of the DiffID: read it all.
+          for (let r = await input.next(); r.done !== true; r = await input.next());
+          return size
+        })
+        .catch((err: unknown) => {
+          stream.destroy(err instanceof Error ? err : new Error(String(err)))
+          throw err
+        })
+      const [size, result] = await Promise.all([applying, split])
+      await packer.close()
+      const diffId = result.diffId!
+      const chainId = chainIdOf(p?.chainId, diffId)
+      txn.setDiffId(diffId)
+      txn.setSize(size)
+      txn.setCacheId(cacheId)
+      if (p !== undefined) txn.setParent(p.chainId)
+      if (options.descriptor !== undefined) txn.setDescriptor(options.descriptor)
+      syncFilesystem(this.driver.home) // the layer's files reach the disk before its record
+      return await this.#locked(async () => {
+        const existing = this.#layers.get(chainId)
+        if (existing !== undefined) return this.#hold(existing) // a duplicate: ours goes
+        await txn.commit(chainId)
+        state.committed = true
+        const layer = new RoLayer(await this.#db.readLayer(chainId), p)
+        this.#insert(layer)
+        return this.#hold(layer)
+      })
+    } finally {
+      if (!state.committed) {
+        await txn.cancel().catch(() => undefined)
+        if (created) await this.driver.remove(cacheId).catch(() => undefined)
+      }
+    }
+  }
+
+  /** A new hold on a layer (ErrLayerDoesNotExist when there is none). */
+  async get(chainId: ChainId): Promise<LayerHandle> {
+    return this.#locked(() => {
+      const layer = this.#layers.get(chainId)
+      if (layer === undefined) throw new LayerDoesNotExistError(`layer does not exist: ${chainId}`)
+      return Promise.resolve(this.#hold(layer))
+    })
+  }
+
+  /** Every layer, without holding them (Docker's Map()). */
+  map(): ReadonlyMap<ChainId, LayerInfo> {
+    return new Map(this.#layers)
+  }
+
+  /**
+   * Releases a hold. Layers nothing holds any more are deleted, child first; their metadata
+   * is returned in that order. An unknown layer gives [] (Docker's contract).
+   */
+  async release(handle: Layer): Promise<LayerMetadata[]> {
+    const removed = await this.#locked(async () => {
+      const layer = this.#layers.get(handle.chainId)
+      if (layer === undefined) return []
+      if (!(handle instanceof LayerHandle) || !layer.handles.has(handle))
+        throw new LayerNotRetainedError('layer not retained')
+      layer.handles.delete(handle)
+      return this.#collect(layer)
+    })
+    return this.#deleteAll(removed)
+  }
+
+  /**
+   * Deletes a layer that nothing holds (no child, no read-write layer, no handle of this
+   * process), then its ancestors that nothing else holds; returns them, child first.
+   */
+  async remove(chainId: ChainId): Promise<LayerMetadata[]> {
+    const removed = await this.#locked(async () => {
+      const layer = this.#layers.get(chainId)
+      if (layer === undefined) throw new LayerDoesNotExistError(`layer does not exist: ${chainId}`)
+      if (layer.references > 0) {
+        const by = [
+          layer.children > 0 ? `${layer.children} layer(s)` : '',
+          layer.mounts > 0 ? `${layer.mounts} read-write layer(s)` : '',
+          layer.handles.size > 0 ? `${layer.handles.size} handle(s)` : '',
+        ].filter((s) => s !== '')
+        throw new LayerInUseError(`layer ${chainId} is held by ${by.join(', ')}`)
+      }
+      return this.#collect(layer)
+    })
+    return this.#deleteAll(removed)
+  }
+
+  // ---- read-write layers --------------------------------------------------------------------
+
+  async createRwLayer(
+    name: string,
+    parent?: ChainId,
+    options: CreateRwLayerOptions = {},
+  ): Promise<RwLayer> {
+    if (this.#mounts.has(name))
+      throw new MountNameConflictError(`mount already exists with name: ${name}`)
+    const parentHandle = parent === undefined ? undefined : await this.get(parent)
+    const p = parentHandle?.layer
+    const mountId = randomId()
+    let initId: string | undefined
+    const made: string[] = []
+    try {
+      if (options.initFunc !== undefined) {
+        initId = `${mountId}-init`
+        await this.driver.createReadWrite(initId, p?.cacheId, options)
+        made.push(initId)
+        const dir = await this.driver.get(initId, '')
+        try {
+          await options.initFunc(dir)
+        } finally {
+          await this.driver.put(initId)
+        }
+      }
+      await this.driver.createReadWrite(
+        mountId,
+        initId ?? p?.cacheId,
+        options.storageOpt ? { storageOpt: options.storageOpt } : {},
+      )
+      made.push(mountId)
+      const record: MountRecord = {
+        name,
+        mountId,
+        ...(initId ? { initId } : {}),
+        ...(p ? { parent: p.chainId } : {}),
+      }
+      return await this.#locked(async () => {
+        if (this.#mounts.has(name))
+          throw new MountNameConflictError(`mount already exists with name: ${name}`)
+        await this.#db.writeMount(record)
+        const m = new MountedLayer(record, p)
+        this.#mounts.set(name, m)
+        if (p !== undefined) p.mounts++
+        const h = new RwHandle(m, this.driver)
+        m.handles.add(h)
+        made.length = 0
+        return h
+      })
+    } finally {
+      for (const id of made.reverse()) await this.driver.remove(id).catch(() => undefined)
+      if (parentHandle !== undefined) await this.release(parentHandle)
+    }
+  }
+
+  async getRwLayer(name: string): Promise<RwLayer> {
+    return this.#locked(() => {
+      const m = this.#mounts.get(name)
+      if (m === undefined) throw new MountDoesNotExistError(`mount does not exist: ${name}`)
+      const h = new RwHandle(m, this.driver)
+      m.handles.add(h)
+      return Promise.resolve(h)
+    })
+  }
+
+  getMountId(name: string): string {
+    const m = this.#mounts.get(name)
+    if (m === undefined) throw new MountDoesNotExistError(`mount does not exist: ${name}`)
+    return m.mountId
+  }
+
+  /** Every read-write layer. */
+  rwLayers(): { name: string; mountId: string; parent: ChainId | undefined }[] {
+    return [...this.#mounts.values()].map((m) => ({
+      name: m.name,
+      mountId: m.mountId,
+      parent: m.parent?.chainId,
+    }))
+  }
+
+  /**
+   * Releases a read-write layer handle; the last one deletes the layer (and the init layer),
+   * then releases its hold on the image layer, returning what that deleted.
+   */
+  async releaseRwLayer(handle: RwLayer): Promise<LayerMetadata[]> {
+    const removed = await this.#locked(async () => {
+      const m = this.#mounts.get(handle.name)
+      if (m === undefined) return []
+      if (!(handle instanceof RwHandle) || !m.handles.has(handle))
+        throw new LayerNotRetainedError('layer not retained')
+      m.handles.delete(handle)
+      if (m.handles.size > 0) return []
+      await this.driver.remove(m.mountId)
+      if (m.initId !== undefined) await this.driver.remove(m.initId)
+      await this.#db.removeMount(m.name)
+      this.#mounts.delete(m.name)
+      if (m.parent === undefined) return []
+      m.parent.mounts--
+      return this.#collect(m.parent)
+    })
+    return this.#deleteAll(removed)
+  }
+
+  // ---- the store ----------------------------------------------------------------------------
+
+  driverStatus(): DriverInfo {
+    return { name: this.driver.name, status: this.driver.status() }
+  }
+
+  get driverName(): string {
+    return this.driver.name
+  }
+
+  /** Finishes interrupted deletions and releases the driver's mounts. */
+  async cleanup(): Promise<void> {
+    await this.#locked(() => this.#finishOrphans())
+    await this.driver.cleanup()
+  }
+
+  /** The exact registered bytes of a layer, verified against its DiffID. */
+  layerTarStream(layer: RoLayer): Readable {
+    const driver = this.driver
+    const db = this.#db
+    async function* bytes(): AsyncGenerator<Uint8Array> {
+      if (!isDiffGetterDriver(driver))
+        throw new TypeError(`driver ${driver.name} cannot read layer files`)
+      const getter = await driver.diffGetter(layer.cacheId)
+      try {
+        yield* assemble(unpack(db.openTarSplit(layer.chainId)), getter)
+      } finally {
+        await getter.close()
+      }
+    }
+    return Readable.from(bytes()).pipe(new VerifyDigest(layer.diffId))
+  }
+
+  // ---- internals ----------------------------------------------------------------------------
+
+  #hold(layer: RoLayer): LayerHandle {
+    const h = new LayerHandle(layer, this)
+    layer.handles.add(h)
+    return h
+  }
+
+  #insert(layer: RoLayer): void {
+    this.#layers.set(layer.chainId, layer)
+    if (layer.parent !== undefined) layer.parent.children++
+  }
+
+  /**
+   * Under the lock: takes every layer that nothing holds any more out of the map, from
+   * `layer` up its chain, and renames its record `-removing`. Returns them, child first.
+   */
+  async #collect(start: RoLayer): Promise<Removal[]> {
+    const out: Removal[] = []
+    for (let l: RoLayer | undefined = start; l !== undefined && l.references === 0; l = l.parent) {
+      const orphan = await this.#db.beginRemove(l.chainId)
+      this.#layers.delete(l.chainId)
+      if (l.parent !== undefined) l.parent.children--
+      out.push({ layer: l, orphan })
+    }
+    return out
+  }
+
+  /** Outside the lock: deletes the data of layers #collect took out. */
+  async #deleteAll(removed: readonly Removal[]): Promise<LayerMetadata[]> {
+    const out: LayerMetadata[] = []
+    for (const { layer, orphan } of removed) {
+      await this.driver.remove(layer.cacheId)
+      await this.#db.finishRemove(orphan)
+      out.push(layer.metadata())
+    }
+    return out
+  }
+
+  async #finishOrphans(): Promise<void> {
+    for (const orphan of await this.#db.orphans()) {
+      await this.driver.remove(orphan.cacheId)
+      await this.#db.finishRemove(orphan)
+      this.#onWarning?.('LAYER_ORPHAN_REMOVED', `finished deleting ${orphan.chainId}`)
+    }
+  }
+
+  /** Runs `fn` under the store's file lock, with this process's view brought up to date. */
+  async #locked<T>(fn: () => Promise<T>): Promise<T> {
+    const lock = await FileLock.acquire(this.#lockPath)
+    try {
+      await this.#refresh()
+      return await fn()
+    } finally {
+      lock.release()
+    }
+  }
+
+  /**
+   * Loads the records other processes (or an earlier run) wrote and drops the ones they
+   * deleted. Damaged records are quarantined and reported, never silently skipped.
+   */
+  async #refresh(): Promise<void> {
+    const { layers, mounts } = await this.#db.list()
+    const onDisk = new Set(layers)
+    // Layers deleted by another process: forget them (children first, so counts stay right).
+    for (const l of [...this.#layers.values()].sort((a, b) => b.depth - a.depth)) {
+      if (onDisk.has(l.chainId)) continue
+      this.#layers.delete(l.chainId)
+      if (l.parent !== undefined) l.parent.children--
+    }
+    const failed = new Set<ChainId>()
+    const load = async (id: ChainId, seen: Set<ChainId>): Promise<RoLayer | undefined> => {
+      const known = this.#layers.get(id)
+      if (known !== undefined) return known
+      if (failed.has(id) || !onDisk.has(id)) return undefined
+      if (seen.has(id)) throw new LayerCycleError(`layer ${id} is its own ancestor`)
+      seen.add(id)
+      let record: LayerRecord
+      try {
+        record = await this.#db.readLayer(id)
+      } catch (err) {
+        failed.add(id)
+        const q = await this.#db.quarantine('layer', id.slice('sha256:'.length), String(err))
+        this.#onWarning?.(
+          'LAYER_QUARANTINED',
+          `layer ${id} could not be read (${String(err)}); moved to ${q.movedTo}`,
+        )
+        return undefined
+      }
+      let parent: RoLayer | undefined
+      if (record.parent !== undefined) {
+        try {
+          parent = await load(record.parent, seen)
+        } catch (err) {
+          failed.add(id)
+          this.#onWarning?.('LAYER_PARENT_MISSING', `layer ${id}: ${String(err)}`)
+          return undefined
+        }
+        if (parent === undefined) {
+          failed.add(id)
+          this.#onWarning?.(
+            'LAYER_PARENT_MISSING',
+            `layer ${id} is not available: its parent ${record.parent} could not be loaded`,
+          )
+          return undefined
+        }
+      }
+      const layer = new RoLayer(record, parent)
+      this.#insert(layer)
+      return layer
+    }
+    for (const id of layers) await load(id, new Set())
+    // Read-write layers.
+    const names = new Set(mounts)
+    for (const [name, m] of this.#mounts) {
+      if (names.has(name)) continue
+      this.#mounts.delete(name)
+      if (m.parent !== undefined) m.parent.mounts--
+    }
+    for (const name of mounts) {
+      if (this.#mounts.has(name)) continue
+      let record: MountRecord
+      try {
+        record = await this.#db.readMount(name)
+      } catch (err) {
+        const q = await this.#db.quarantine('mount', name, String(err))
+        this.#onWarning?.(
+          'MOUNT_QUARANTINED',
+          `read-write layer ${name} could not be read (${String(err)}); moved to ${q.movedTo}`,
+        )
+        continue
+      }
+      const parent = record.parent === undefined ? undefined : this.#layers.get(record.parent)
+      if (record.parent !== undefined && parent === undefined) {
+        this.#onWarning?.(
+          'LAYER_PARENT_MISSING',
+          `read-write layer ${name} is not available: its layer ${record.parent} is missing`,
+        )
+        continue
+      }
+      const m = new MountedLayer(record, parent)
+      this.#mounts.set(name, m)
+      if (parent !== undefined) parent.mounts++
+    }
+  }
+}
+
+/** The iterator as an iterable whose consumer cannot close it by stopping early. */
+function keepOpen(it: AsyncIterator<Uint8Array>): AsyncIterable<Uint8Array> {
+  return {
+    [Symbol.asyncIterator]: () => ({
+      next: () => it.next(),
+      return: () => Promise.resolve({ done: true as const, value: undefined }),
+    }),
+  }
+}
+
+/** One syncfs for the whole layer instead of an fsync per file (DESIGN.md, crash model). */
+function syncFilesystem(path: string): void {
+  const fd = openSync(path, 'r')
+  try {
+    sys.syncfs(fd)
+  } finally {
+    closeSync(fd)
+  }
+}
+
+export { parseChainId }

@@ -29,19 +29,31 @@ export interface ApplyDiffOptions {
 /** Facts about the driver for `driverStatus()`: ordered [name, value] pairs. */
 export type DriverStatus = readonly (readonly [string, string])[]
 
-export interface Driver {
+/**
+ * The part of a driver that manages directories: Docker's ProtoDriver. A driver id is one
+ * path component: not empty, not `.` or `..`, no `/` or NUL, at most 255 bytes; any other id
+ * is refused with DRIVER_INVALID_ID.
+ */
+export interface ProtoDriver {
   /** Docker's driver name (`vfs`, `overlay2`): also a path component of the layerdb. */
   readonly name: string
   /** The driver's directory (`<root>/<name>`). */
   readonly home: string
 
-  /** A new, empty image layer on `parent` (a driver id). */
+  /**
+   * A new, empty image layer on `parent` (a driver id). An id that exists already is
+   * DRIVER_LAYER_EXISTS, a parent that does not DRIVER_LAYER_NOT_FOUND; storage options are
+   * refused (DRIVER_INVALID_OPTION).
+   */
   create(id: string, parent: string | undefined, options?: CreateOptions): Promise<void>
   /** A new, empty writable layer on `parent` (containers, init layers). */
   createReadWrite(id: string, parent: string | undefined, options?: CreateOptions): Promise<void>
   /** Deletes a layer's data; an id that does not exist is not an error. */
   remove(id: string): Promise<void>
-  /** Mounts the layer if needed and returns its root path; counted, balanced by put(). */
+  /**
+   * Mounts the layer if needed and returns its root path; counted, balanced by put().
+   * DRIVER_LAYER_NOT_FOUND when the layer does not exist.
+   */
   get(id: string, mountLabel?: string): Promise<string>
   /** Releases one get(); the last one unmounts. */
   put(id: string): Promise<void>
@@ -51,8 +63,18 @@ export interface Driver {
   getMetadata(id: string): Promise<Record<string, string>>
   /** Releases what the driver holds (mounts) when the store closes. */
   cleanup(): Promise<void>
+}
 
-  /** The layer's changes against `parent` as a tar diff (the whole tree without a parent). */
+/**
+ * The diff half of a driver: Docker's DiffDriver. `parent` is the layer the changes are
+ * relative to, usually the layer's parent; undefined means "against nothing".
+ */
+export interface DiffDriver {
+  /**
+   * The layer's changes against `parent` as a tar diff (the whole tree without a parent).
+   * The layer stays in use (mounted) until the stream ends or is destroyed: always read it
+   * to the end or destroy it.
+   */
   diff(id: string, parent: string | undefined): Promise<Readable>
   /** The layer's changes against `parent`, sorted by path (all `A` without a parent). */
   changes(id: string, parent: string | undefined): Promise<Change[]>
@@ -66,6 +88,9 @@ export interface Driver {
   /** Size of the layer's changes against `parent` (SPEC.md §6.8 ChangesSize). */
   diffSize(id: string, parent: string | undefined): Promise<number>
 }
+
+/** A whole driver. Drivers without a native diff get DiffDriver from naive-diff.ts. */
+export interface Driver extends ProtoDriver, DiffDriver {}
 
 /** A tar-split FileGetter over a layer's files, released with close(). */
 export interface FileGetCloser extends FileGetter {

@@ -2,8 +2,14 @@
  * A pull reader over a stream of chunks: hands out exact-length reads and chunk views, keeps
  * the stream offset, and, when asked, a copy of selected bytes ("raw accounting", for
  * tar-split, which must record every byte that is not file data).
+ *
+ * What is buffered can be taken synchronously (`available`, `chunk`/`pos`, `consume`,
+ * `take`): a parser then awaits only when it needs the next chunk.
  */
-const EMPTY = new Uint8Array(0)
+const EMPTY = Buffer.alloc(0)
+
+/** Raw bytes are gathered in an arena of this size; more than this is handed over whole. */
+const RAW_ARENA = 16 << 10
 
 /**
  * Any source of byte chunks: a Node Readable, an async generator, an array of buffers.
@@ -14,7 +20,7 @@ export type ByteSource = AsyncIterable<Uint8Array> | Iterable<Uint8Array>
 
 export class ByteReader {
   readonly #it: AsyncIterator<Uint8Array> | Iterator<Uint8Array>
-  #chunk: Uint8Array = EMPTY
+  #chunk: Buffer = EMPTY
   #pos = 0
   #offset = 0
   #done = false
@@ -23,7 +29,8 @@ export class ByteReader {
    * Raw bytes recorded since the last take: copies, so that the reader holds on to no chunk
    * but the current one (a source may then recycle its buffers, see fileChunks' ring).
    */
-  raw: Uint8Array[] = []
+  #raw: Buffer = EMPTY
+  #rawLen = 0
 
   constructor(source: ByteSource, signal?: AbortSignal) {
     this.#it =
@@ -34,6 +41,36 @@ export class ByteReader {
   /** Bytes consumed so far. */
   get offset(): number {
     return this.#offset
+  }
+
+  /** Bytes of the current chunk not consumed yet: what can be read without waiting. */
+  get available(): number {
+    return this.#chunk.length - this.#pos
+  }
+
+  /** The current chunk; its unread bytes start at `pos`. Valid until the next await. */
+  get chunk(): Buffer {
+    return this.#chunk
+  }
+
+  get pos(): number {
+    return this.#pos
+  }
+
+  /** Consumes `n` bytes of the current chunk (n <= available), recording them when `raw`. */
+  consume(n: number, raw: boolean): void {
+    if (raw) this.#record(this.#chunk, this.#pos, n)
+    this.#pos += n
+    this.#offset += n
+  }
+
+  /** `n` bytes of the current chunk (n <= available) as a view, consumed. */
+  take(n: number): Uint8Array {
+    const c = this.#chunk
+    const out = new Uint8Array(c.buffer, c.byteOffset + this.#pos, n)
+    this.#pos += n
+    this.#offset += n
+    return out
   }
 
   /** Loads the next non-empty chunk; false at end of stream. */
@@ -50,7 +87,12 @@ export class ByteReader {
       }
       const v = r.value
       // Strings from a text-mode stream are a caller's mistake, but cheap to tolerate.
-      this.#chunk = v instanceof Uint8Array ? v : Buffer.from(String(v))
+      this.#chunk =
+        v instanceof Uint8Array
+          ? Buffer.isBuffer(v)
+            ? v
+            : Buffer.from(v.buffer, v.byteOffset, v.byteLength)
+          : Buffer.from(String(v))
       this.#pos = 0
     }
     return true
@@ -63,64 +105,70 @@ export class ByteReader {
   async readSome(max: number): Promise<Uint8Array> {
     if (max <= 0) return EMPTY
     if (this.#pos >= this.#chunk.length && !(await this.#fill())) return EMPTY
-    const n = Math.min(max, this.#chunk.length - this.#pos)
-    const out = this.#view(n)
-    this.#pos += n
-    this.#offset += n
-    return out
-  }
-
-  /** A plain Uint8Array view (cheaper to make than a Buffer's subarray). */
-  #view(n: number): Uint8Array {
-    const c = this.#chunk
-    return new Uint8Array(c.buffer, c.byteOffset + this.#pos, n)
+    return this.take(Math.min(max, this.#chunk.length - this.#pos))
   }
 
   /**
    * Exactly `n` bytes, or fewer only at the end of the stream (Go's io.ReadFull; the caller
-   * tells a clean end, length 0, from a cut one). A view when the bytes lie in one chunk.
+   * tells a clean end, length 0, from a cut one). A view when the bytes lie in one chunk,
+   * otherwise a copy: no view of a chunk is held while the next ones are read.
    */
-  async readFull(n: number, raw = false): Promise<Uint8Array> {
-    const avail = this.#chunk.length - this.#pos
-    let out: Uint8Array
-    if (avail >= n) {
-      out = this.#view(n)
-      this.#pos += n
-      this.#offset += n
-    } else {
-      const parts: Uint8Array[] = []
-      let got = 0
-      while (got < n) {
-        const part = await this.readSome(n - got)
-        if (part.length === 0) break
-        parts.push(part)
-        got += part.length
-      }
-      out = parts.length === 1 ? parts[0]! : Buffer.concat(parts, got)
+  async readFull(n: number, raw = false): Promise<Buffer> {
+    if (this.available >= n) {
+      const out = this.#chunk.subarray(this.#pos, this.#pos + n)
+      this.consume(n, raw)
+      return out
     }
-    if (raw && out.length > 0) this.raw.push(out.slice())
-    return out
+    let out: Buffer | undefined
+    let got = 0
+    while (got < n) {
+      if (this.#pos >= this.#chunk.length && !(await this.#fill())) break
+      const k = Math.min(n - got, this.#chunk.length - this.#pos)
+      out ??= Buffer.allocUnsafe(n)
+      this.#chunk.copy(out, got, this.#pos, this.#pos + k)
+      this.consume(k, raw)
+      got += k
+    }
+    return out === undefined ? EMPTY : out.subarray(0, got)
   }
 
   /** Skips up to `n` bytes (recording them when `raw`); returns how many were skipped. */
   async skip(n: number, raw = false): Promise<number> {
     let left = n
     while (left > 0) {
-      const part = await this.readSome(Math.min(left, 1 << 20))
-      if (part.length === 0) break
-      if (raw) this.raw.push(part.slice())
-      left -= part.length
+      if (this.#pos >= this.#chunk.length && !(await this.#fill())) break
+      const k = Math.min(left, this.#chunk.length - this.#pos)
+      this.consume(k, raw)
+      left -= k
     }
     return n - left
   }
 
+  #record(from: Buffer, at: number, n: number): void {
+    const need = this.#rawLen + n
+    if (need > this.#raw.length) {
+      const grown = Buffer.allocUnsafe(Math.max(RAW_ARENA, need, 2 * this.#raw.length))
+      this.#raw.copy(grown, 0, 0, this.#rawLen)
+      this.#raw = grown
+    }
+    from.copy(this.#raw, this.#rawLen, at, at + n)
+    this.#rawLen = need
+  }
+
   /** All raw bytes recorded since the last call, as one buffer (Go's Reader.RawBytes). */
   takeRaw(): Buffer {
-    const parts = this.raw
-    this.raw = []
-    if (parts.length === 1)
-      return Buffer.from(parts[0]!.buffer, parts[0]!.byteOffset, parts[0]!.length)
-    return Buffer.concat(parts)
+    const n = this.#rawLen
+    this.#rawLen = 0
+    if (n === 0) return Buffer.alloc(0)
+    if (this.#raw.length > RAW_ARENA) {
+      // A grown arena is handed over rather than copied.
+      const out = this.#raw.subarray(0, n)
+      this.#raw = EMPTY
+      return out
+    }
+    const out = Buffer.allocUnsafe(n)
+    this.#raw.copy(out, 0, 0, n)
+    return out
   }
 
   /** Stops reading the source (lets a generator source run its cleanup). */

@@ -2,24 +2,31 @@
  * Building a TarHeader: from a decoded header block, then with the PAX records of its
  * extended header applied as Go's mergePAX applies them.
  */
-import type { RawHeader } from './header.js'
-import { PAX, parseDecimal, parsePaxTime } from './pax.js'
+import { FIELD, headerLinkname, headerName, headerText, type RawHeader } from './header.js'
+import { PAX, parseDecimal, parsePaxTime, parsePaxTimeBytes } from './pax.js'
 import type { TarHeader } from './types.js'
 
-/** The header of one block on its own, before PAX records and GNU long names. */
-export function toTarHeader(raw: RawHeader, offset: number): TarHeader {
+const NO_BYTES = Buffer.alloc(0)
+
+/**
+ * The header of one block on its own, before PAX records and GNU long names. The block's
+ * name and linkname are left empty when `name` / `link` is false (the caller replaces them).
+ */
+export function toTarHeader(raw: RawHeader, offset: number, name = true, link = true): TarHeader {
+  const nameRaw = name ? headerName(raw) : NO_BYTES
+  const linknameRaw = link ? headerLinkname(raw) : NO_BYTES
   const h: TarHeader = {
     typeflag: raw.typeflag,
-    name: raw.nameRaw.toString('utf8'),
-    nameRaw: raw.nameRaw,
-    linkname: raw.linknameRaw.toString('utf8'),
-    linknameRaw: raw.linknameRaw,
+    name: nameRaw.length === 0 ? '' : nameRaw.toString('utf8'),
+    nameRaw,
+    linkname: linknameRaw.length === 0 ? '' : linknameRaw.toString('utf8'),
+    linknameRaw,
     size: raw.size,
     mode: raw.mode,
     uid: raw.uid,
     gid: raw.gid,
-    uname: raw.uname.toString('utf8'),
-    gname: raw.gname.toString('utf8'),
+    uname: headerText(raw, FIELD.uname),
+    gname: headerText(raw, FIELD.gname),
     mtime: raw.mtime,
     mtimeNsec: 0,
     devmajor: raw.devmajor,
@@ -66,7 +73,7 @@ export function mergePax(h: TarHeader, pax: Map<string, Buffer>): void {
         h.ctime = parsePaxTime(s())
         break
       case PAX.MTIME: {
-        const t = parsePaxTime(s())
+        const t = parsePaxTimeBytes(v)
         h.mtime = t.sec
         h.mtimeNsec = t.nsec
         break

@@ -40,34 +40,39 @@ export const MAGIC_GNU = 'ustar '
 export const VERSION_GNU = ' \0'
 export const TRAILER_STAR = 'tar\0'
 
-/** A header block decoded on its own, before PAX records and long names are applied. */
-export interface RawHeader {
-  typeflag: number
-  nameRaw: Buffer
-  linknameRaw: Buffer
-  size: number
-  mode: number
-  uid: number
-  gid: number
-  mtime: number
-  uname: Buffer
-  gname: Buffer
-  devmajor: number
-  devminor: number
-  atime?: number
-  ctime?: number
-  format: number
-}
-
-const field = (b: Uint8Array, [off, len]: readonly [number, number]): Uint8Array =>
-  b.subarray(off, off + len)
-
 const NO_BYTES = Buffer.alloc(0)
 
-/** A NUL-terminated field as an owned Buffer (most link and user names are empty). */
-function ownedString(b: Uint8Array, f: readonly [number, number]): Buffer {
-  if (b[f[0]] === 0) return NO_BYTES
-  return Buffer.from(cString(field(b, f)))
+/**
+ * A header block decoded on its own, before PAX records and long names are applied. Its text
+ * fields stay in the block (`block` at `at`) and are read with headerName/headerText, before
+ * the reader reads on: most of them are replaced by PAX records or never needed. A reader
+ * decodes every block into the same object.
+ */
+export class RawHeader {
+  typeflag = 0
+  size = 0
+  mode = 0
+  uid = 0
+  gid = 0
+  mtime = 0
+  devmajor = 0
+  devminor = 0
+  atime: number | undefined = undefined
+  ctime: number | undefined = undefined
+  format = 0
+  block: Buffer = NO_BYTES
+  at = 0
+  /** The block has USTAR-style fields (uname, gname): its format was more than V7. */
+  extended = false
+  /** Where the name's prefix lies in `block`, and its length (0: none). */
+  prefixAt = 0
+  prefixLen = 0
+}
+
+/** Length of the NUL-terminated field at `off` (Go's parser.parseString). */
+function cLength(b: Uint8Array, off: number, len: number): number {
+  for (let i = 0; i < len; i++) if (b[off + i] === 0) return i
+  return len
 }
 
 /** Bytes of a NUL-terminated field, up to the first NUL (Go's parser.parseString). */
@@ -76,40 +81,69 @@ export function cString(b: Uint8Array): Uint8Array {
   return i >= 0 ? b.subarray(0, i) : b
 }
 
-export function isZeroBlock(b: Uint8Array): boolean {
-  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false
-  return true
+export function isZeroBlock(b: Uint8Array, at = 0): boolean {
+  return blockSums(b, at) === 0
+}
+
+/**
+ * One pass over the block at `at`: the sum of its bytes times 256 plus the OR of its bytes
+ * (0 for a zero block; the OR tells whether every byte is ASCII).
+ */
+export function blockSums(b: Uint8Array, at: number): number {
+  let sum = 0
+  let or = 0
+  for (let i = at, end = at + 512; i < end; i += 8) {
+    const c0 = b[i]!
+    const c1 = b[i + 1]!
+    const c2 = b[i + 2]!
+    const c3 = b[i + 3]!
+    const c4 = b[i + 4]!
+    const c5 = b[i + 5]!
+    const c6 = b[i + 6]!
+    const c7 = b[i + 7]!
+    sum += c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7
+    or |= c0 | c1 | c2 | c3 | c4 | c5 | c6 | c7
+  }
+  return sum * 256 + or
 }
 
 /** Signals a malformed number; the caller turns it into a TarError with its offset. */
 class NumberError extends Error {}
 
+/** A malformed octal number (octal values are never negative). */
+const BAD = -1
+
 /**
- * Octal field: surrounding spaces and NULs are ignored, digits run to the first NUL
- * (Go's parser.parseOctal). An empty field is 0.
+ * Octal field at `off`: surrounding spaces and NULs are ignored, digits run to the first NUL
+ * (Go's parser.parseOctal). An empty field is 0; BAD when a byte is not an octal digit.
  */
-export function parseOctal(b: Uint8Array): number {
-  let start = 0
-  let end = b.length
+function octalAt(b: Uint8Array, off: number, len: number): number {
+  let start = off
+  let end = off + len
   while (start < end && (b[start] === 0x20 || b[start] === 0)) start++
   while (end > start && (b[end - 1] === 0x20 || b[end - 1] === 0)) end--
-  if (start === end) return 0
   let value = 0
   for (let i = start; i < end; i++) {
     const c = b[i]!
     if (c === 0) break
-    if (c < 0x30 || c > 0x37) throw new NumberError()
+    if (c < 0x30 || c > 0x37) return BAD
     value = value * 8 + (c - 0x30)
   }
   return value
 }
 
 /**
- * Numeric field: base-256 (two's complement, big-endian) when the top bit of the first byte
- * is set, octal otherwise. Overflow of int64 is an error, as in Go.
+ * Octal field: surrounding spaces and NULs are ignored, digits run to the first NUL
+ * (Go's parser.parseOctal). An empty field is 0.
  */
-export function parseNumeric(b: Uint8Array): number {
-  if (b.length === 0 || (b[0]! & 0x80) === 0) return parseOctal(b)
+export function parseOctal(b: Uint8Array): number {
+  const v = octalAt(b, 0, b.length)
+  if (v === BAD) throw new NumberError()
+  return v
+}
+
+/** Base-256 field (two's complement, big-endian, top bit of the first byte set). */
+function base256(b: Uint8Array): number {
   const inv = (b[0]! & 0x40) !== 0 ? 0xff : 0
   let x = 0n
   for (let i = 0; i < b.length; i++) {
@@ -122,12 +156,21 @@ export function parseNumeric(b: Uint8Array): number {
   return inv === 0xff ? Number(-x - 1n) : Number(x)
 }
 
+/**
+ * Numeric field: base-256 (two's complement, big-endian) when the top bit of the first byte
+ * is set, octal otherwise. Overflow of int64 is an error, as in Go.
+ */
+export function parseNumeric(b: Uint8Array): number {
+  if (b.length === 0 || (b[0]! & 0x80) === 0) return parseOctal(b)
+  return base256(b)
+}
+
 /** Sums of the block with the checksum field read as spaces: [unsigned, signed]. */
-export function checksums(b: Uint8Array): [number, number] {
+export function checksums(b: Uint8Array, at = 0): [number, number] {
   let unsigned = 0
   let signed = 0
   for (let i = 0; i < 512; i++) {
-    const c = i >= 148 && i < 156 ? 0x20 : b[i]!
+    const c = i >= 148 && i < 156 ? 0x20 : b[at + i]!
     unsigned += c
     signed += c < 128 ? c : c - 256
   }
@@ -135,19 +178,25 @@ export function checksums(b: Uint8Array): [number, number] {
 }
 
 /** Go's block.getFormat: checksum first, then the magic values. */
-export function blockFormat(b: Uint8Array): number {
-  let value: number
-  try {
-    value = parseOctal(field(b, FIELD.chksum))
-  } catch {
+export function blockFormat(b: Uint8Array, at = 0, sums = blockSums(b, at)): number {
+  const value = octalAt(b, at + FIELD.chksum[0], FIELD.chksum[1])
+  if (value === BAD) return FORMAT.UNKNOWN
+  // The checksum field counts as eight spaces.
+  let field = 0
+  for (let i = at + 148; i < at + 156; i++) field += b[i]!
+  const unsigned = Math.floor(sums / 256) - field + 8 * 0x20
+  if (value !== unsigned && ((sums & 0x80) === 0 || value !== checksums(b, at)[1])) {
     return FORMAT.UNKNOWN
   }
-  const [u, s] = checksums(b)
-  if (value !== u && value !== s) return FORMAT.UNKNOWN
-  if (bytesAre(b, FIELD.magic[0], MAGIC_USTAR)) {
-    return bytesAre(b, FIELD.starTrailer[0], TRAILER_STAR) ? FORMAT.STAR : FORMAT.USTAR | FORMAT.PAX
+  if (bytesAre(b, at + FIELD.magic[0], MAGIC_USTAR)) {
+    return bytesAre(b, at + FIELD.starTrailer[0], TRAILER_STAR)
+      ? FORMAT.STAR
+      : FORMAT.USTAR | FORMAT.PAX
   }
-  if (bytesAre(b, FIELD.magic[0], MAGIC_GNU) && bytesAre(b, FIELD.version[0], VERSION_GNU)) {
+  if (
+    bytesAre(b, at + FIELD.magic[0], MAGIC_GNU) &&
+    bytesAre(b, at + FIELD.version[0], VERSION_GNU)
+  ) {
     return FORMAT.GNU
   }
   return FORMAT.V7
@@ -159,22 +208,46 @@ function bytesAre(b: Uint8Array, off: number, s: string): boolean {
   return true
 }
 
-function isAscii(b: Uint8Array): boolean {
-  for (let i = 0; i < b.length; i++) if (b[i]! >= 0x80) return false
+function isAscii(b: Uint8Array, off: number, len: number): boolean {
+  for (let i = off; i < off + len; i++) if (b[i]! >= 0x80) return false
   return true
 }
 
-function joinPrefix(prefix: Uint8Array, name: Buffer): Buffer {
-  if (prefix.length === 0) return name
-  return Buffer.concat([prefix, Buffer.of(0x2f), name])
+/** A numeric field of the block at `at`; throws TAR_INVALID_NUMBER naming the field. */
+function num(
+  b: Buffer,
+  at: number,
+  f: readonly [number, number],
+  what: string,
+  offset: number,
+): number {
+  const off = at + f[0]
+  if ((b[off]! & 0x80) === 0) {
+    const v = octalAt(b, off, f[1])
+    if (v !== BAD) return v
+  } else {
+    try {
+      return base256(b.subarray(off, off + f[1]))
+    } catch {
+      // reported below
+    }
+  }
+  throw new TarError('TAR_INVALID_NUMBER', `Cannot read tar header: invalid ${what} field`, offset)
 }
 
 /**
- * Decodes one non-zero header block as Go's Reader.readHeader does. Throws TarError
- * (TAR_BAD_CHECKSUM for an unrecognisable block, TAR_INVALID_NUMBER for a bad number).
+ * Decodes one non-zero header block (at `at` in `b`) into `h` as Go's Reader.readHeader
+ * does; `sums` is blockSums of the block. Throws TarError (TAR_BAD_CHECKSUM for an
+ * unrecognisable block, TAR_INVALID_NUMBER for a bad number).
  */
-export function decodeHeader(b: Uint8Array, offset: number): RawHeader {
-  let format = blockFormat(b)
+export function decodeHeader(
+  b: Buffer,
+  at: number,
+  offset: number,
+  sums = blockSums(b, at),
+  h = new RawHeader(),
+): RawHeader {
+  let format = blockFormat(b, at, sums)
   if (format === FORMAT.UNKNOWN) {
     throw new TarError(
       'TAR_BAD_CHECKSUM',
@@ -182,65 +255,89 @@ export function decodeHeader(b: Uint8Array, offset: number): RawHeader {
       offset,
     )
   }
-  const num = (f: readonly [number, number], what: string): number => {
-    try {
-      return parseNumeric(field(b, f))
-    } catch {
-      throw new TarError(
-        'TAR_INVALID_NUMBER',
-        `Cannot read tar header: invalid ${what} field`,
-        offset,
-      )
-    }
-  }
-  const h: RawHeader = {
-    typeflag: b[156]!,
-    nameRaw: ownedString(b, FIELD.name),
-    linknameRaw: ownedString(b, FIELD.linkname),
-    size: num(FIELD.size, 'size'),
-    mode: num(FIELD.mode, 'mode'),
-    uid: num(FIELD.uid, 'uid'),
-    gid: num(FIELD.gid, 'gid'),
-    mtime: num(FIELD.mtime, 'mtime'),
-    uname: NO_BYTES,
-    gname: NO_BYTES,
-    devmajor: 0,
-    devminor: 0,
-    format,
-  }
-  if (format > FORMAT.V7) {
-    h.uname = ownedString(b, FIELD.uname)
-    h.gname = ownedString(b, FIELD.gname)
-    h.devmajor = num(FIELD.devmajor, 'devmajor')
-    h.devminor = num(FIELD.devminor, 'devminor')
-    let prefix: Uint8Array = new Uint8Array(0)
-    if (format & (FORMAT.USTAR | FORMAT.PAX)) {
-      prefix = cString(field(b, FIELD.prefix))
-      if (!isAscii(b)) format = FORMAT.UNKNOWN
-    } else if (format & FORMAT.STAR) {
-      prefix = cString(field(b, FIELD.starPrefix))
-      h.atime = num(FIELD.starAtime, 'atime')
-      h.ctime = num(FIELD.starCtime, 'ctime')
-    } else if (format & FORMAT.GNU) {
-      // Go before 1.8 wrote a USTAR prefix into the GNU atime/ctime fields: when those do not
-      // parse and the field looks like text, read it as a prefix (golang.org/issue/12594).
-      try {
-        const a = field(b, FIELD.gnuAtime)
-        const c = field(b, FIELD.gnuCtime)
-        if (a[0] !== 0) h.atime = parseNumeric(a)
-        if (c[0] !== 0) h.ctime = parseNumeric(c)
-      } catch {
-        delete h.atime
-        delete h.ctime
-        const p = cString(field(b, FIELD.prefix))
-        if (isAscii(p)) prefix = p
-        format = FORMAT.UNKNOWN
-      }
-    }
-    h.nameRaw = joinPrefix(prefix, h.nameRaw)
+  h.typeflag = b[at + 156]!
+  h.size = num(b, at, FIELD.size, 'size', offset)
+  h.mode = num(b, at, FIELD.mode, 'mode', offset)
+  h.uid = num(b, at, FIELD.uid, 'uid', offset)
+  h.gid = num(b, at, FIELD.gid, 'gid', offset)
+  h.mtime = num(b, at, FIELD.mtime, 'mtime', offset)
+  h.block = b
+  h.at = at
+  h.atime = undefined
+  h.ctime = undefined
+  h.prefixAt = at + FIELD.prefix[0]
+  h.prefixLen = 0
+  h.extended = format !== FORMAT.V7
+  if (!h.extended) {
+    h.devmajor = 0
+    h.devminor = 0
     h.format = format
+    return h
   }
+  h.devmajor = num(b, at, FIELD.devmajor, 'devmajor', offset)
+  h.devminor = num(b, at, FIELD.devminor, 'devminor', offset)
+  if (format & (FORMAT.USTAR | FORMAT.PAX)) {
+    h.prefixLen = cLength(b, h.prefixAt, FIELD.prefix[1])
+    if ((sums & 0x80) !== 0) format = FORMAT.UNKNOWN
+  } else if (format & FORMAT.STAR) {
+    h.prefixAt = at + FIELD.starPrefix[0]
+    h.prefixLen = cLength(b, h.prefixAt, FIELD.starPrefix[1])
+    h.atime = num(b, at, FIELD.starAtime, 'atime', offset)
+    h.ctime = num(b, at, FIELD.starCtime, 'ctime', offset)
+  } else if (format & FORMAT.GNU) {
+    // Go before 1.8 wrote a USTAR prefix into the GNU atime/ctime fields: when those do not
+    // parse and the field looks like text, read it as a prefix (golang.org/issue/12594).
+    const a = at + FIELD.gnuAtime[0]
+    const c = at + FIELD.gnuCtime[0]
+    try {
+      if (b[a] !== 0) h.atime = parseNumeric(b.subarray(a, a + FIELD.gnuAtime[1]))
+      if (b[c] !== 0) h.ctime = parseNumeric(b.subarray(c, c + FIELD.gnuCtime[1]))
+    } catch {
+      h.atime = undefined
+      h.ctime = undefined
+      const n = cLength(b, h.prefixAt, FIELD.prefix[1])
+      if (isAscii(b, h.prefixAt, n)) h.prefixLen = n
+      format = FORMAT.UNKNOWN
+    }
+  }
+  h.format = format
   return h
+}
+
+/** The header's name, prefix joined, as an owned Buffer. */
+export function headerName(h: RawHeader): Buffer {
+  const b = h.block
+  const off = h.at + FIELD.name[0]
+  const len = cLength(b, off, FIELD.name[1])
+  if (h.prefixLen === 0) {
+    if (len === 0) return NO_BYTES
+    const out = Buffer.allocUnsafe(len)
+    b.copy(out, 0, off, off + len)
+    return out
+  }
+  const out = Buffer.allocUnsafe(h.prefixLen + 1 + len)
+  b.copy(out, 0, h.prefixAt, h.prefixAt + h.prefixLen)
+  out[h.prefixLen] = 0x2f
+  b.copy(out, h.prefixLen + 1, off, off + len)
+  return out
+}
+
+/** The linkname as an owned Buffer (most are empty). */
+export function headerLinkname(h: RawHeader): Buffer {
+  const off = h.at + FIELD.linkname[0]
+  const len = cLength(h.block, off, FIELD.linkname[1])
+  if (len === 0) return NO_BYTES
+  const out = Buffer.allocUnsafe(len)
+  h.block.copy(out, 0, off, off + len)
+  return out
+}
+
+/** The uname or gname field as text ('' for a V7 header). */
+export function headerText(h: RawHeader, f: typeof FIELD.uname | typeof FIELD.gname): string {
+  if (!h.extended) return ''
+  const off = h.at + f[0]
+  const len = cLength(h.block, off, f[1])
+  return len === 0 ? '' : h.block.toString('utf8', off, off + len)
 }
 
 /** True for types whose data section is always empty, whatever the size field says. */

@@ -43,39 +43,83 @@ export function parseDecimal(s: string): number {
   return Number(v)
 }
 
-/** Parses a whole PAX header's data into records (Go's parsePAX). */
-export function parsePaxRecords(data: Buffer): Map<string, Buffer> {
+/** The keys Go applies to a header, as text: found by their bytes without decoding. */
+const KNOWN_KEYS = [
+  PAX.PATH,
+  PAX.LINKPATH,
+  PAX.UNAME,
+  PAX.GNAME,
+  PAX.UID,
+  PAX.GID,
+  PAX.ATIME,
+  PAX.MTIME,
+  PAX.CTIME,
+  PAX.SIZE,
+]
+
+function keyAt(data: Buffer, start: number, end: number): string {
+  const n = end - start
+  for (const k of KNOWN_KEYS) {
+    if (k.length !== n) continue
+    let i = 0
+    while (i < n && data[start + i] === k.charCodeAt(i)) i++
+    if (i === n) return k
+  }
+  return data.toString('utf8', start, end)
+}
+
+function hasNul(b: Uint8Array, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (b[i] === 0) return true
+  return false
+}
+
+/**
+ * Parses a whole PAX header's data (`data` from `start` to `end`) into records (Go's
+ * parsePAX). The values are copies: `data` may be a view of the stream.
+ */
+export function parsePaxRecords(data: Buffer, start = 0, end = data.length): Map<string, Buffer> {
   const records = new Map<string, Buffer>()
   const sparseMap: string[] = []
-  let pos = 0
-  while (pos < data.length) {
-    const space = data.indexOf(0x20, pos)
-    if (space < 0) throw new PaxError('record without length')
-    const lenStr = data.toString('latin1', pos, space)
-    if (!DECIMAL_RE.test(lenStr)) throw new PaxError('invalid record length')
-    const n = Number(lenStr)
-    if (!(n >= 5) || n > data.length - pos) throw new PaxError('invalid record length')
+  let pos = start
+  while (pos < end) {
+    let space = pos
+    while (space < end && data[space] !== 0x20) space++
+    if (space === end) throw new PaxError('record without length')
+    // strconv.ParseInt: an optional sign, then at least one digit.
+    let i = pos
+    const negative = data[i] === 0x2d
+    if (negative || data[i] === 0x2b) i++
+    if (i === space) throw new PaxError('invalid record length')
+    let n = 0
+    for (; i < space; i++) {
+      const c = data[i]!
+      if (c < 0x30 || c > 0x39) throw new PaxError('invalid record length')
+      n = n * 10 + (c - 0x30)
+    }
+    if (negative) n = -n
+    if (!(n >= 5) || n > end - pos) throw new PaxError('invalid record length')
     const recEnd = pos + n
     if (recEnd - 1 <= space || data[recEnd - 1] !== 0x0a)
       throw new PaxError('record not terminated by newline')
-    const eq = data.indexOf(0x3d, space + 1)
-    if (eq < 0 || eq >= recEnd - 1) throw new PaxError('record without "="')
-    const key = data.toString('utf8', space + 1, eq)
-    const value = data.subarray(eq + 1, recEnd - 1)
+    let eq = space + 1
+    while (eq < recEnd - 1 && data[eq] !== 0x3d) eq++
+    if (eq >= recEnd - 1) throw new PaxError('record without "="')
+    const key = keyAt(data, space + 1, eq)
     if (key === '') throw new PaxError('empty key')
-    const nulIn = (b: Uint8Array): boolean => b.indexOf(0) >= 0
     if (key === PAX.PATH || key === PAX.LINKPATH || key === PAX.UNAME || key === PAX.GNAME) {
-      if (nulIn(value)) throw new PaxError(`NUL in "${key}" value`)
-    } else if (nulIn(data.subarray(space + 1, eq))) throw new PaxError('NUL in key')
+      if (hasNul(data, eq + 1, recEnd - 1)) throw new PaxError(`NUL in "${key}" value`)
+    } else if (hasNul(data, space + 1, eq)) throw new PaxError('NUL in key')
     pos = recEnd
     if (key === PAX.GNU_SPARSE_OFFSET || key === PAX.GNU_SPARSE_NUM_BYTES) {
       // GNU sparse 0.0: offset/numbytes pairs, strictly alternating.
       const want = sparseMap.length % 2 === 0 ? PAX.GNU_SPARSE_OFFSET : PAX.GNU_SPARSE_NUM_BYTES
-      const v = value.toString('latin1')
+      const v = data.toString('latin1', eq + 1, recEnd - 1)
       if (key !== want || v.includes(',')) throw new PaxError('invalid GNU sparse 0.0 record')
       sparseMap.push(v)
     } else {
-      records.set(key, Buffer.from(value))
+      const value = Buffer.allocUnsafe(recEnd - 1 - (eq + 1))
+      data.copy(value, 0, eq + 1, recEnd - 1)
+      records.set(key, value)
     }
   }
   if (sparseMap.length > 0)
@@ -94,6 +138,40 @@ export function parsePaxTime(s: string): { sec: number; nsec: number } {
   const nsec = Number(sn.slice(0, 9).padEnd(9, '0'))
   if (ss.startsWith('-') && nsec > 0) return { sec: sec - 1, nsec: 1e9 - nsec }
   return { sec, nsec }
+}
+
+/**
+ * parsePaxTime of a record's value. Read from the bytes when they are what writers emit (up
+ * to 15 digits, then maybe a fraction); anything else goes through the text.
+ */
+export function parsePaxTimeBytes(v: Buffer): { sec: number; nsec: number } {
+  let i = 0
+  let sec = 0
+  while (i < v.length && i < 15) {
+    const c = v[i]!
+    if (c < 0x30 || c > 0x39) break
+    sec = sec * 10 + (c - 0x30)
+    i++
+  }
+  if (i > 0 && i === v.length) return { sec, nsec: 0 }
+  if (i > 0 && v[i] === 0x2e) {
+    let nsec = 0
+    let digits = 0
+    let j = i + 1
+    for (; j < v.length; j++) {
+      const c = v[j]!
+      if (c < 0x30 || c > 0x39) break
+      if (digits < 9) {
+        nsec = nsec * 10 + (c - 0x30)
+        digits++
+      }
+    }
+    if (j === v.length) {
+      for (; digits < 9; digits++) nsec *= 10
+      return { sec, nsec }
+    }
+  }
+  return parsePaxTime(v.toString('utf8'))
 }
 
 /** A PAX record, encoded with its self-describing length (for the writer). */

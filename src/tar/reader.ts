@@ -6,12 +6,13 @@
  */
 import { ByteReader, type ByteSource } from './byte-reader.js'
 import { TarError } from './errors.js'
-import { blockPadding, decodeHeader, isHeaderOnlyType, isZeroBlock } from './header.js'
+import { DataCursor, EntryBody } from './entry-body.js'
+import { blockPadding, blockSums, decodeHeader, isHeaderOnlyType, RawHeader } from './header.js'
 import { MAX_SPECIAL_FILE_SIZE } from './limits.js'
-import { PaxError, parsePaxRecords } from './pax.js'
+import { PAX, PaxError, parsePaxRecords } from './pax.js'
 import { mergePax, setLink, setName, toTarHeader } from './header-fields.js'
 import { readSparseMap, SparseMapError } from './sparse-map.js'
-import { sparseHoles, validSparse } from './sparse.js'
+import { paxSparseVersion, validSparse } from './sparse.js'
 import {
   BLOCK_SIZE,
   TYPE,
@@ -21,22 +22,28 @@ import {
   type TarHeader,
 } from './types.js'
 
-const ZEROS = new Uint8Array(1 << 20) // sparse holes are handed out as views of this
+/** What #nextBuffered returns when it needs more than the current chunk holds. */
+const MORE = Symbol('more')
 
 export class TarReader implements AsyncIterable<TarEntry> {
   readonly #br: ByteReader
+  /** The current entry's data; `remaining` is what is left of it. */
+  readonly #data: DataCursor
   readonly #raw: boolean
   readonly #maxSpecial: number
   readonly #onWarning: ReadTarOptions['onWarning']
-  /** Physical data bytes of the current entry not consumed yet, and the padding after them. */
-  #remaining = 0
+  /** Padding after the current entry's data. */
   #pad = 0
-  #generation = 0
   #ended = false
-  #failed: Error | undefined = undefined
+  /** What the meta entries read so far say about the next entry. */
+  #pax: Map<string, Buffer> | undefined = undefined
+  #longName: Buffer | undefined = undefined
+  #longLink: Buffer | undefined = undefined
+  readonly #h = new RawHeader()
 
   constructor(source: ByteSource, options: ReadTarOptions = {}) {
     this.#br = new ByteReader(source, options.signal)
+    this.#data = new DataCursor(this.#br)
     this.#raw = options.rawAccounting === true
     this.#maxSpecial = options.maxSpecialFileSize ?? MAX_SPECIAL_FILE_SIZE
     this.#onWarning = options.onWarning
@@ -61,17 +68,38 @@ export class TarReader implements AsyncIterable<TarEntry> {
   }
 
   /** The next entry, or undefined at the end of the archive. Errors are sticky. */
-  async next(): Promise<TarEntry | undefined> {
-    if (this.#failed !== undefined) throw this.#failed
-    if (this.#ended) return undefined
+  next(): Promise<TarEntry | undefined> {
+    const data = this.#data
+    if (data.failed !== undefined) return Promise.reject(data.failed)
+    if (this.#ended) return Promise.resolve(undefined)
+    data.generation++
+    this.#pax = undefined
+    this.#longName = undefined
+    this.#longLink = undefined
+    let e: TarEntry | undefined | typeof MORE
+    try {
+      e = this.#nextBuffered()
+    } catch (err) {
+      return Promise.reject(this.#failed(err))
+    }
+    if (e === MORE) return this.#nextAsync()
+    if (e === undefined) this.#ended = true
+    return Promise.resolve(e)
+  }
+
+  async #nextAsync(): Promise<TarEntry | undefined> {
     try {
       const e = await this.#next()
       if (e === undefined) this.#ended = true
       return e
     } catch (err) {
-      this.#failed = err instanceof Error ? err : new Error(String(err))
-      throw this.#failed
+      throw this.#failed(err)
     }
+  }
+
+  #failed(err: unknown): Error {
+    this.#data.failed = err instanceof Error ? err : new Error(String(err))
+    return this.#data.failed
   }
 
   /**
@@ -110,99 +138,184 @@ export class TarReader implements AsyncIterable<TarEntry> {
     return undefined
   }
 
+  /**
+   * The next entry from what the current chunk holds, without awaiting; MORE, with nothing
+   * of the step at hand consumed, when that needs the source (or may fail: #next, which
+   * continues from the same state, then takes over).
+   */
+  #nextBuffered(): TarEntry | undefined | typeof MORE {
+    const data = this.#data
+    const br = this.#br
+    const raw = this.#raw
+    for (;;) {
+      if (data.remaining > 0) {
+        if (br.available < data.remaining) return MORE
+        br.consume(data.remaining, raw)
+        data.remaining = 0
+      }
+      if (this.#pad > 0) {
+        if (br.available < this.#pad) return MORE
+        br.consume(this.#pad, raw)
+        this.#pad = 0
+      }
+      const available = br.available
+      if (available < BLOCK_SIZE) return MORE
+      const block = br.chunk
+      const at = br.pos
+      const offset = br.offset
+      const sums = blockSums(block, at)
+      if (sums === 0) {
+        if (available < 2 * BLOCK_SIZE) return MORE
+        br.consume(2 * BLOCK_SIZE, raw)
+        if (blockSums(block, at + BLOCK_SIZE) === 0) return undefined
+        this.#fail(
+          'TAR_INVALID_HEADER',
+          'Cannot read tar header: zero block followed by a non-zero block',
+          offset + BLOCK_SIZE,
+        )
+      }
+      let h: RawHeader
+      try {
+        h = decodeHeader(block, at, offset, sums, this.#h)
+      } catch (err) {
+        br.consume(BLOCK_SIZE, raw)
+        throw err
+      }
+      const t = h.typeflag
+      if (isMeta(t)) {
+        // Its data must be buffered too; the general path reports sizes that are wrong.
+        const n = h.size
+        if (!(n >= 0) || n > this.#maxSpecial || available - BLOCK_SIZE < n) return MORE
+        br.consume(BLOCK_SIZE, raw)
+        this.#setData(t, n, offset)
+        const from = br.pos
+        br.consume(n, raw)
+        data.remaining = 0
+        const e = this.#meta(h, offset, block, from, n)
+        if (e !== MORE) return e
+        continue
+      }
+      if (t === TYPE.GNU_SPARSE || (this.#pax !== undefined && paxSparseVersion(this.#pax))) {
+        return MORE
+      }
+      br.consume(BLOCK_SIZE, raw)
+      this.#setData(t, h.size, offset)
+      return this.#entry(this.#header(h, offset), undefined, offset)
+    }
+  }
+
+  /** The general path: awaits the source wherever the data runs past the current chunk. */
   async #next(): Promise<TarEntry | undefined> {
-    this.#generation++
-    let pax: Map<string, Buffer> | undefined
-    let longName: Buffer | undefined
-    let longLink: Buffer | undefined
+    const data = this.#data
+    const br = this.#br
+    const raw = this.#raw
     for (;;) {
       // Skip what is left of the previous entry's data, then its padding.
-      if (this.#remaining > 0) {
-        const want = this.#remaining
-        const skipped = await this.#br.skip(want, this.#raw)
-        this.#remaining = 0
+      if (data.remaining > 0) {
+        const want = data.remaining
+        const skipped = await br.skip(want, raw)
+        data.remaining = 0
         if (skipped < want)
           this.#fail('TAR_UNEXPECTED_EOF', 'Cannot read tar entry data: stream ends early')
       }
       if (this.#pad > 0) {
         const want = this.#pad
         this.#pad = 0
-        const got = await this.#br.readFull(want, this.#raw)
         // Go treats a stream cut inside the padding like a clean end of the archive.
-        if (got.length < want) return this.#eofMissing(this.#br.offset)
+        if ((await br.skip(want, raw)) < want) return this.#eofMissing(br.offset)
       }
 
-      const offset = this.#br.offset
+      const offset = br.offset
       const block = await this.#readHeaderBlock()
       if (block === undefined) return undefined
-      const raw = decodeHeader(block, offset)
-      this.#setData(raw.typeflag, raw.size, offset)
-
-      switch (raw.typeflag) {
-        case TYPE.X_HEADER:
-        case TYPE.X_GLOBAL_HEADER: {
-          const data = await this.#readSpecial(offset, 'PAX header')
-          try {
-            pax = parsePaxRecords(data)
-          } catch (err) {
-            if (err instanceof PaxError)
-              this.#fail('TAR_INVALID_PAX', `Cannot read PAX header: ${err.message}`, offset)
-            throw err
-          }
-          if (raw.typeflag === TYPE.X_GLOBAL_HEADER) {
-            const header = toTarHeader(raw, offset)
-            try {
-              this.#mergePax(header, pax, offset)
-            } catch {
-              // Go ignores errors in a global header's records.
-            }
-            header.size = 0
-            header.typeflag = TYPE.X_GLOBAL_HEADER
-            return this.#entry(header, undefined)
-          }
-          continue
-        }
-        case TYPE.GNU_LONGNAME:
-        case TYPE.GNU_LONGLINK: {
-          const data = await this.#readSpecial(offset, 'GNU long name')
-          const nul = data.indexOf(0)
-          const value = Buffer.from(nul >= 0 ? data.subarray(0, nul) : data)
-          if (raw.typeflag === TYPE.GNU_LONGNAME) longName = value
-          else longLink = value
-          continue
-        }
-        default: {
-          const header = toTarHeader(raw, offset)
-          if (pax !== undefined) this.#mergePax(header, pax, offset)
-          if (longName !== undefined && longName.length > 0) setName(header, longName)
-          if (longLink !== undefined && longLink.length > 0) setLink(header, longLink)
-          if (header.typeflag === TYPE.REG_A) {
-            header.typeflag = header.nameRaw.at(-1) === 0x2f ? TYPE.DIR : TYPE.REG
-          }
-          // PAX records may have changed the size.
-          this.#setData(header.typeflag, header.size, offset)
-          const sparse = await this.#sparse(header, block, offset)
-          if (sparse !== undefined) {
-            if (isHeaderOnlyType(header.typeflag) || !validSparse(sparse, header.size)) {
-              this.#fail(
-                'TAR_INVALID_SPARSE',
-                'Cannot read sparse file: invalid sparse map',
-                offset,
-              )
-            }
-            header.sparse = sparse
-          }
-          if (!Number.isSafeInteger(header.size)) {
-            this.#fail('TAR_UNSAFE_NUMBER', 'Cannot read tar header: size beyond 2^53', offset)
-          }
-          return this.#entry(header, sparse)
-        }
+      const h = decodeHeader(block, 0, offset, blockSums(block, 0), this.#h)
+      this.#setData(h.typeflag, h.size, offset)
+      if (isMeta(h.typeflag)) {
+        const what = h.typeflag === TYPE.GNU_LONGNAME || h.typeflag === TYPE.GNU_LONGLINK
+        const n = this.#special(offset, what ? 'GNU long name' : 'PAX header')
+        // A global header's own fields are taken before its data is read.
+        const header = h.typeflag === TYPE.X_GLOBAL_HEADER ? toTarHeader(h, offset) : undefined
+        const text = await this.#readSpecial(n, what ? 'GNU long name' : 'PAX header')
+        const e = this.#meta(h, offset, text, 0, n, header)
+        if (e !== MORE) return e
+        continue
       }
+      const header = this.#header(h, offset)
+      let sparse: SparseFragment[] | undefined
+      if (
+        header.typeflag === TYPE.GNU_SPARSE ||
+        (header.pax !== undefined && paxSparseVersion(header.pax) !== undefined)
+      ) {
+        sparse = await this.#sparse(header, block, offset)
+      }
+      return this.#entry(header, sparse, offset)
     }
   }
 
+  /**
+   * Applies a meta entry whose data is `text` from `from` (n bytes): MORE to go on to the
+   * next header, or the entry of a PAX global header.
+   */
+  #meta(
+    h: RawHeader,
+    offset: number,
+    text: Buffer,
+    from: number,
+    n: number,
+    global = h.typeflag === TYPE.X_GLOBAL_HEADER ? toTarHeader(h, offset) : undefined,
+  ): TarEntry | typeof MORE {
+    if (h.typeflag === TYPE.GNU_LONGNAME || h.typeflag === TYPE.GNU_LONGLINK) {
+      let end = from
+      while (end < from + n && text[end] !== 0) end++
+      const value = Buffer.allocUnsafe(end - from)
+      text.copy(value, 0, from, end)
+      if (h.typeflag === TYPE.GNU_LONGNAME) this.#longName = value
+      else this.#longLink = value
+      return MORE
+    }
+    try {
+      this.#pax = parsePaxRecords(text, from, from + n)
+    } catch (err) {
+      if (err instanceof PaxError)
+        this.#fail('TAR_INVALID_PAX', `Cannot read PAX header: ${err.message}`, offset)
+      throw err
+    }
+    if (global === undefined) return MORE
+    try {
+      this.#mergePax(global, this.#pax, offset)
+    } catch {
+      // Go ignores errors in a global header's records.
+    }
+    global.size = 0
+    global.typeflag = TYPE.X_GLOBAL_HEADER
+    return { header: global, body: new EntryBody(this.#data) }
+  }
+
+  /** The entry's header: the block's fields, then the PAX records and long names. */
+  #header(h: RawHeader, offset: number): TarHeader {
+    const pax = this.#pax
+    const longName = this.#longName
+    const longLink = this.#longLink
+    // The block's name is not decoded when a PAX record or a long name replaces it.
+    const name =
+      (longName === undefined || longName.length === 0) && (pax?.get(PAX.PATH)?.length ?? 0) === 0
+    const link =
+      (longLink === undefined || longLink.length === 0) &&
+      (pax?.get(PAX.LINKPATH)?.length ?? 0) === 0
+    const header = toTarHeader(h, offset, name, link)
+    if (pax !== undefined) this.#mergePax(header, pax, offset)
+    if (longName !== undefined && longName.length > 0) setName(header, longName)
+    if (longLink !== undefined && longLink.length > 0) setLink(header, longLink)
+    if (header.typeflag === TYPE.REG_A) {
+      header.typeflag = header.nameRaw.at(-1) === 0x2f ? TYPE.DIR : TYPE.REG
+    }
+    // PAX records may have changed the size.
+    this.#setData(header.typeflag, header.size, offset)
+    return header
+  }
+
   /** A header block; undefined at the end of the archive. */
-  async #readHeaderBlock(): Promise<Uint8Array | undefined> {
+  async #readHeaderBlock(): Promise<Buffer | undefined> {
     const offset = this.#br.offset
     const block = await this.#br.readFull(BLOCK_SIZE, this.#raw)
     if (block.length === 0) return this.#eofMissing(offset)
@@ -212,7 +325,7 @@ export class TarReader implements AsyncIterable<TarEntry> {
         'Cannot read tar header: stream ends inside a header',
         offset,
       )
-    if (!isZeroBlock(block)) return block
+    if (blockSums(block, 0) !== 0) return block
     const second = await this.#br.readFull(BLOCK_SIZE, this.#raw)
     if (second.length === 0) return this.#eofMissing(offset)
     if (second.length < BLOCK_SIZE) {
@@ -222,7 +335,7 @@ export class TarReader implements AsyncIterable<TarEntry> {
         offset + BLOCK_SIZE,
       )
     }
-    if (isZeroBlock(second)) return undefined
+    if (blockSums(second, 0) === 0) return undefined
     this.#fail(
       'TAR_INVALID_HEADER',
       'Cannot read tar header: zero block followed by a non-zero block',
@@ -243,24 +356,29 @@ export class TarReader implements AsyncIterable<TarEntry> {
         offset,
       )
     }
-    this.#remaining = n
+    this.#data.remaining = n
     this.#pad = blockPadding(n)
   }
 
-  /** The whole data of a meta entry, capped. */
-  async #readSpecial(offset: number, what: string): Promise<Buffer> {
-    if (this.#remaining > this.#maxSpecial) {
+  /** The size of a meta entry's data, checked against the cap. */
+  #special(offset: number, what: string): number {
+    const n = this.#data.remaining
+    if (n > this.#maxSpecial) {
       this.#fail(
         'TAR_FIELD_TOO_LONG',
-        `Cannot read ${what}: ${this.#remaining} bytes is over the limit of ${this.#maxSpecial}`,
+        `Cannot read ${what}: ${n} bytes is over the limit of ${this.#maxSpecial}`,
         offset,
       )
     }
-    const n = this.#remaining
+    return n
+  }
+
+  /** The whole data of a meta entry (a view until the next read). */
+  async #readSpecial(n: number, what: string): Promise<Buffer> {
     const data = await this.#br.readFull(n, this.#raw)
-    this.#remaining = 0
+    this.#data.remaining = 0
     if (data.length < n) this.#fail('TAR_UNEXPECTED_EOF', `Cannot read ${what}: stream ends early`)
-    return Buffer.from(data)
+    return data
   }
 
   /** Go's mergePAX, with its errors as TAR_INVALID_PAX at the header's offset. */
@@ -280,15 +398,16 @@ export class TarReader implements AsyncIterable<TarEntry> {
     block: Uint8Array,
     offset: number,
   ): Promise<SparseFragment[] | undefined> {
+    const data = this.#data
     const next = async (extension: boolean): Promise<Uint8Array> => {
-      if (!extension && this.#remaining < BLOCK_SIZE) {
+      if (!extension && data.remaining < BLOCK_SIZE) {
         this.#fail('TAR_UNEXPECTED_EOF', 'Cannot read sparse map: data ends early', offset)
       }
       // Extension blocks belong to the headers (raw bytes); a 1.0 map to the entry's data.
       const blk = await this.#br.readFull(BLOCK_SIZE, extension && this.#raw)
       if (blk.length < BLOCK_SIZE)
         this.#fail('TAR_UNEXPECTED_EOF', 'Cannot read sparse map: stream ends early')
-      if (!extension) this.#remaining -= BLOCK_SIZE
+      if (!extension) data.remaining -= BLOCK_SIZE
       return blk
     }
     try {
@@ -305,85 +424,32 @@ export class TarReader implements AsyncIterable<TarEntry> {
     }
   }
 
-  #entry(header: TarHeader, sparse: SparseFragment[] | undefined): TarEntry {
-    const gen = this.#generation
-    // The generator is made only if the body is read: most entries' bodies are empty.
-    const body = {
-      [Symbol.asyncIterator]: () =>
-        sparse === undefined ? this.#plainBody(gen) : this.#sparseBody(gen, sparse, header.size),
-    }
-    return { header, body }
-  }
-
-  #checkGeneration(gen: number): void {
-    if (gen !== this.#generation)
-      throw new TypeError('Cannot read entry body: the reader has moved to another entry')
-  }
-
-  /** Reads physical data; the chunks are views into the source's chunks. */
-  async #physical(max: number): Promise<Uint8Array> {
-    const chunk = await this.#br.readSome(Math.min(max, this.#remaining))
-    if (chunk.length === 0) {
-      const err = new TarError(
-        'TAR_UNEXPECTED_EOF',
-        'Cannot read tar entry data: stream ends early',
-        this.#br.offset,
-      )
-      this.#failed = err
-      throw err
-    }
-    this.#remaining -= chunk.length
-    return chunk
-  }
-
-  async *#plainBody(gen: number): AsyncGenerator<Uint8Array> {
-    this.#checkGeneration(gen)
-    while (this.#remaining > 0) {
-      const chunk = await this.#physical(this.#remaining)
-      yield chunk
-      this.#checkGeneration(gen)
-    }
-  }
-
-  async *#sparseBody(
-    gen: number,
-    fragments: readonly SparseFragment[],
-    size: number,
-  ): AsyncGenerator<Uint8Array> {
-    this.#checkGeneration(gen)
-    const holes = sparseHoles(fragments, size)
-    let pos = 0
-    for (const hole of holes) {
-      // Data from pos up to the hole, then the hole.
-      while (pos < hole.offset) {
-        if (this.#remaining === 0)
-          this.#sparseFail('Sparse file references data the archive does not hold')
-        const chunk = await this.#physical(hole.offset - pos)
-        pos += chunk.length
-        yield chunk
-        this.#checkGeneration(gen)
+  #entry(header: TarHeader, sparse: SparseFragment[] | undefined, offset: number): TarEntry {
+    if (sparse !== undefined) {
+      if (isHeaderOnlyType(header.typeflag) || !validSparse(sparse, header.size)) {
+        this.#fail('TAR_INVALID_SPARSE', 'Cannot read sparse file: invalid sparse map', offset)
       }
-      const holeEnd = hole.offset + hole.length
-      while (pos < holeEnd) {
-        const n = Math.min(ZEROS.length, holeEnd - pos)
-        pos += n
-        yield ZEROS.subarray(0, n)
-        this.#checkGeneration(gen)
-      }
+      header.sparse = sparse
     }
-    if (this.#remaining > 0)
-      this.#sparseFail('Sparse file contains data its map does not reference')
+    if (!Number.isSafeInteger(header.size)) {
+      this.#fail('TAR_UNSAFE_NUMBER', 'Cannot read tar header: size beyond 2^53', offset)
+    }
+    // The body reads only while this is the current entry; most bodies are never iterated.
+    return {
+      header,
+      body: new EntryBody(this.#data, sparse === undefined ? undefined : header, sparse),
+    }
   }
+}
 
-  #sparseFail(message: string): never {
-    const err = new TarError(
-      'TAR_INVALID_SPARSE',
-      `Cannot read sparse file: ${message}`,
-      this.#br.offset,
-    )
-    this.#failed = err
-    throw err
-  }
+/** PAX and GNU meta entries, whose data the reader reads whole. */
+function isMeta(t: number): boolean {
+  return (
+    t === TYPE.X_HEADER ||
+    t === TYPE.X_GLOBAL_HEADER ||
+    t === TYPE.GNU_LONGNAME ||
+    t === TYPE.GNU_LONGLINK
+  )
 }
 
 /** Iterates a tar stream's entries (see TarReader for raw access and trailing bytes). */

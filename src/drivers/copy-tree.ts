@@ -135,10 +135,11 @@ class TreeCopier {
     const perm = Number(st.mode) & 0o7777
     switch (type) {
       case S_IFREG:
-        // libuv creates the file with the source's mode and fchmods it to that mode exactly.
+        // libuv fchmods the new file to the source's mode, but writing the data then clears
+        // setuid and setgid without CAP_FSETID: those files get their mode again.
         this.#copyFile(src, dst)
         this.bytes += Number(st.size)
-        this.#meta(src, dst, st, false)
+        this.#meta(src, dst, st, (perm & 0o6000) !== 0)
         return false
       case S_IFLNK:
         symlinkSync(readlinkSync(src, { encoding: 'buffer' }), dst)

@@ -63,7 +63,9 @@ function hasProtoDiffGetter(d: ProtoDriver): d is ProtoDiffGetterDriver {
 /**
  * When a diff of `changes` in `dir` may end: the first millisecond of the second after the
  * newest mtime of an exported non-directory (plus a margin), or 0 when there is nothing to
- * wait for. Nodes that cannot be lstat'ed are left to the export to report.
+ * wait for. Never later than the next second (as Docker): a file dated in the future cannot
+ * be helped, and must not hold the diff until then. Nodes that cannot be lstat'ed are left
+ * to the export to report.
  */
 export function settleTime(dir: string, list: readonly Change[]): number {
   const root = Buffer.from(dir)
@@ -78,7 +80,8 @@ export function settleTime(dir: string, list: readonly Change[]): number {
     if (st.mtimeMs > newest) newest = st.mtimeMs
   }
   if (newest < 0n) return 0
-  return (Number(newest / 1000n) + 1) * 1000 + CLOCK_MARGIN_MS
+  const nextSecond = (Math.floor(Date.now() / 1000) + 1) * 1000
+  return Math.min(Number(newest / 1000n) * 1000 + 1000, nextSecond) + CLOCK_MARGIN_MS
 }
 
 /** `inner`, whose end is held back until `until` (ms since the epoch). */

@@ -197,8 +197,9 @@ export async function fsyncPath(path: string): Promise<void> {
 
 /** fsync of every regular file directly in `dir`, then of `dir` itself. */
 export async function fsyncTree(dir: string): Promise<void> {
-  for (const ent of await readdir(dir, { withFileTypes: true }))
-    if (ent.isFile()) await fsyncPath(join(dir, ent.name))
+  // Together: concurrent fsyncs on one filesystem share journal commits.
+  const files = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile())
+  await Promise.all(files.map((e) => fsyncPath(join(dir, e.name))))
   await fsyncPath(dir)
 }
 

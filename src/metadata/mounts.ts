@@ -71,7 +71,8 @@ export async function writeMountRecord(
         await rename(ws.path, target)
       } catch (err) {
         const code = errnoOf(err)
-        if (code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'ENOTDIR')
+        const taken = code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'ENOTDIR'
+        if (taken && (await pathExists(target).catch(() => false)))
           throw new MetadataExistsError('mount', record.name, target, { cause: err })
         throw err
       }
@@ -88,8 +89,7 @@ export async function writeMountRecord(
     }
     ws.movedTo(target)
     await ws.release()
-    await fsyncPath(layout.mounts)
-    await fsyncPath(layout.tmp)
+    await Promise.all([fsyncPath(layout.mounts), fsyncPath(layout.tmp)])
     crashPoint('mount:renamed')
     await aside?.remove()
     aside = undefined

@@ -153,8 +153,7 @@ export class LayerTransaction implements AsyncDisposable {
       this.#dir.movedTo(target)
       this.#state = 'committed'
       crashPoint('commit:renamed')
-      await fsyncPath(layout.sha256)
-      await fsyncPath(layout.tmp)
+      await Promise.all([fsyncPath(layout.sha256), fsyncPath(layout.tmp)])
       await this.#dir.release()
       return replaced
     })

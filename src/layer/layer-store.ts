@@ -340,6 +340,15 @@ export class LayerStore {
   }
 
   /**
+   * Gives up a hold without deleting anything, as a process that exits does: the layer stays
+   * on disk, unreferenced, until a release or remove finds nothing holding it. For commands
+   * that only look at a layer.
+   */
+  detach(handle: Layer): void {
+    if (handle instanceof LayerHandle) handle.layer.handles.delete(handle)
+  }
+
+  /**
    * Deletes a layer that nothing holds (no child, no read-write layer, no handle of this
    * process), then its ancestors that nothing else holds; returns them, child first.
    */
@@ -439,6 +448,11 @@ export class LayerStore {
       mountId: m.mountId,
       parent: m.parent?.chainId,
     }))
+  }
+
+  /** Gives up a read-write layer handle without deleting the layer (see {@link detach}). */
+  detachRwLayer(handle: RwLayer): void {
+    if (handle instanceof RwHandle) handle.mounted.handles.delete(handle)
   }
 
   /**

@@ -2,7 +2,8 @@
 import { createReadStream, createWriteStream } from 'node:fs'
 import { pipeline } from 'node:stream/promises'
 import { parseArgs } from 'node:util'
-import { parseChainId } from '../../digest/digest.js'
+import { chainIdArg } from '../args.js'
+import type { ChainId } from '../../digest/digest.js'
 import { decompress } from '../../archive/decompress.js'
 import type { LayerInfo, LayerMetadata } from '../../layer/types.js'
 import { openStore } from '../open-store.js'
@@ -70,15 +71,15 @@ export async function layer(argv: string[], global: GlobalOptions): Promise<numb
     process.stdout.write(HELP)
     return 0
   }
-  const chainArg = (): ReturnType<typeof parseChainId> => {
+  const chainArg = (): ChainId => {
     if (positionals.length !== 1) throw new UsageError(`layer ${sub} takes one ChainID`)
-    return parseChainId(positionals[0]!)
+    return chainIdArg(positionals[0]!)
   }
   switch (sub) {
     case 'register': {
       if (positionals.length > 1) throw new UsageError('layer register takes at most one file')
       const file = positionals[0] ?? '-'
-      const parent = values.parent === undefined ? undefined : parseChainId(values.parent)
+      const parent = values.parent === undefined ? undefined : chainIdArg(values.parent)
       const store = await openStore(global)
       const source =
         file === '-' ? process.stdin : createReadStream(file, { highWaterMark: 1 << 20 })
@@ -104,7 +105,7 @@ export async function layer(argv: string[], global: GlobalOptions): Promise<numb
       try {
         print(global, layerJson(l), JSON.stringify(layerJson(l), null, 2) + '\n')
       } finally {
-        await store.release(l)
+        store.detach(l) // looking at a layer must not delete it
       }
       return 0
     }
@@ -119,7 +120,7 @@ export async function layer(argv: string[], global: GlobalOptions): Promise<numb
             : createWriteStream(values.output)
         await pipeline(l.tarStream(), out)
       } finally {
-        await store.release(l)
+        store.detach(l) // looking at a layer must not delete it
       }
       return 0
     }

@@ -2,7 +2,7 @@
 import { createWriteStream } from 'node:fs'
 import { pipeline } from 'node:stream/promises'
 import { parseArgs } from 'node:util'
-import { parseChainId } from '../../digest/digest.js'
+import { chainIdArg } from '../args.js'
 import type { RwLayer } from '../../layer/types.js'
 import type { LayerStore } from '../../layer/layer-store.js'
 import { openStore } from '../open-store.js'
@@ -50,7 +50,7 @@ async function withRw<T>(
   try {
     return await fn(rw)
   } finally {
-    await store.releaseRwLayer(rw)
+    store.detachRwLayer(rw) // the layer lives until `rw rm`
   }
 }
 
@@ -87,7 +87,7 @@ export async function rw(argv: string[], global: GlobalOptions): Promise<number>
   const store = await openStore(global)
   switch (sub) {
     case 'create': {
-      const parent = values.parent === undefined ? undefined : parseChainId(values.parent)
+      const parent = values.parent === undefined ? undefined : chainIdArg(values.parent)
       const layer = await store.createRwLayer(name, parent)
       const json = { name, parent: layer.parent?.chainId ?? null, mountId: layer.mountId }
       print(global, json, `${name}\n`)

@@ -92,3 +92,28 @@ test('VerifyDigest passes matching bytes and fails at the end with DIGEST_MISMAT
       (err as unknown as { actual: string }).actual === sha256Digest('hellO'),
   )
 })
+
+test('VerifyDigest holds the last chunk back until the digest is checked', async () => {
+  const chunks = ['he', 'll', 'O'].map((s) => Buffer.from(s))
+  const seen: string[] = []
+  await assert.rejects(
+    pipeline(
+      Readable.from(chunks),
+      new VerifyDigest(sha256Digest('hello')),
+      async (src: AsyncIterable<Buffer>) => {
+        for await (const c of src) seen.push(c.toString())
+      },
+    ),
+    (err) => hasCode(err, 'DIGEST_MISMATCH'),
+  )
+  assert.deepEqual(seen, ['he', 'll']) // never the whole (wrong) data
+  const ok: string[] = []
+  await pipeline(
+    Readable.from(chunks.slice(0, 2).concat(Buffer.from('o'))),
+    new VerifyDigest(sha256Digest('hello')),
+    async (src: AsyncIterable<Buffer>) => {
+      for await (const c of src) ok.push(c.toString())
+    },
+  )
+  assert.deepEqual(ok, ['he', 'll', 'o'])
+})

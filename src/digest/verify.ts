@@ -7,12 +7,17 @@ import { DigestMismatchError } from './errors.js'
  * A pass-through that hashes every byte and fails at the end of the stream with
  * DIGEST_MISMATCH when the bytes do not hash to `expected` (moby `verifiedReadCloser`).
  * Put it last before the sink: a consumer that sees the stream end cleanly has verified data.
+ *
+ * Unlike moby's, the last chunk is held back until the digest is checked, so a consumer never
+ * receives the complete (wrong) data: a file written from a failed stream is always short.
  */
 export class VerifyDigest extends Transform {
   readonly expected: Digest
   readonly #what: string
   #hash: Hash = createHash('sha256')
   #size = 0
+  /** The latest chunk, passed on when the next one arrives or once verified. */
+  #held: Buffer | undefined
 
   constructor(expected: Digest, what = 'data') {
     super()
@@ -28,12 +33,14 @@ export class VerifyDigest extends Transform {
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.#hash.update(chunk)
     this.#size += chunk.length
-    done(null, chunk)
+    const previous = this.#held
+    this.#held = chunk
+    done(null, previous)
   }
 
   override _flush(done: TransformCallback): void {
     const actual = digestFromHex(this.#hash.digest('hex'))
     if (actual !== this.expected) done(new DigestMismatchError(this.expected, actual, this.#what))
-    else done()
+    else done(null, this.#held)
   }
 }

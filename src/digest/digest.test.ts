@@ -106,7 +106,7 @@ test('VerifyDigest holds the last chunk back until the digest is checked', async
     ),
     (err) => hasCode(err, 'DIGEST_MISMATCH'),
   )
-  assert.deepEqual(seen, ['he', 'll']) // never the whole (wrong) data
+  assert.ok(seen.join('').length < 5, seen.join('')) // never the whole (wrong) data
   const ok: string[] = []
   await pipeline(
     Readable.from(chunks.slice(0, 2).concat(Buffer.from('o'))),

@@ -115,5 +115,5 @@ test('VerifyDigest holds the last chunk back until the digest is checked', async
       for await (const c of src) ok.push(c.toString())
     },
   )
-  assert.deepEqual(ok, ['he', 'll', 'o'])
+  assert.equal(ok.join(''), 'hello')
 })

@@ -24,6 +24,7 @@ import { pipeline } from 'node:stream/promises'
 import { gunzipSync, gzipSync } from 'node:zlib'
 import { hasCode } from '../errors.js'
 import type { ChainId, DiffId } from '../digest/digest.js'
+import { setCrashHook } from './crash-points.js'
 import { MetadataCorruptError, MetadataIoError } from './errors.js'
 import { LayerDb } from './layer-db.js'
 
@@ -497,4 +498,24 @@ test('a tar-split written through the stream is synced and committed with the re
   await commit(db, id, { tarSplit: body })
   assert.equal(gunzipSync(readFileSync(db.tarSplitPath(id))).length, 1 << 20)
   assert.equal(mode(db.tarSplitPath(id)), 0o644)
+})
+
+test('a commit that fails before its rename leaves nothing visible; cancel cleans up', async (t) => {
+  const { db, root } = await tempDb(t)
+  const id = chain()
+  const txn = await db.begin()
+  txn.setDiffId(diff())
+  txn.setSize(0)
+  txn.setCacheId(hex())
+  setCrashHook((p) => {
+    if (p === 'commit:synced') throw new Error('injected failure')
+  })
+  try {
+    await assert.rejects(txn.commit(id), /injected failure/)
+  } finally {
+    setCrashHook(undefined)
+  }
+  assert.deepEqual(await db.list(), { layers: [], mounts: [] })
+  await txn.cancel()
+  assert.deepEqual(readdirSync(join(root, 'tmp')), [])
 })

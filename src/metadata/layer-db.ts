@@ -107,11 +107,6 @@ export class LayerDb implements TransactionHost {
     return withIo(`read layer ${chainId}`, () => readLayerRecord(this.layout, chainId))
   }
 
-  /** @internal For transactions: the same as readLayer. */
-  readLayerRecord(chainId: ChainId): Promise<LayerRecord> {
-    return this.readLayer(chainId)
-  }
-
   /** `mounts/<name>/`, parsed (METADATA_NOT_FOUND, METADATA_CORRUPT, METADATA_INVALID_NAME). */
   async readMount(name: string): Promise<MountRecord> {
     return withIo(`read mount "${name}"`, () => readMountRecord(this.layout, name))

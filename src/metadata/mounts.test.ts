@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { ChainId } from '../digest/digest.js'
 import { hasCode } from '../errors.js'
+import { setCrashHook } from './crash-points.js'
 import { MetadataCorruptError } from './errors.js'
 import { LayerDb } from './layer-db.js'
 import type { MountRecord } from './types.js'
@@ -251,5 +252,21 @@ test('a removal that died after its rename stays removed; bad aside names restor
   assert.deepEqual(db.swept.tmp, ['mount-replaced-CCCCCC', 'removing-BBBBBB'])
   assert.deepEqual((await db.list()).mounts, [])
   assert.ok(existsSync(join(root, 'sha256')))
+  assert.deepEqual(readdirSync(join(root, 'tmp')), [])
+})
+
+test('a replacement that fails between its renames puts the old record back', async (t) => {
+  const { db, root } = await tempDb(t)
+  const old = { name: 'ctr', mountId: hex(), initId: `${hex()}-init` }
+  await db.writeMount(old)
+  setCrashHook((p) => {
+    if (p === 'mount:old-moved') throw new Error('injected failure')
+  })
+  try {
+    await assert.rejects(db.writeMount({ name: 'ctr', mountId: hex() }), /injected failure/)
+  } finally {
+    setCrashHook(undefined)
+  }
+  assert.deepEqual(await db.readMount('ctr'), old)
   assert.deepEqual(readdirSync(join(root, 'tmp')), [])
 })

@@ -89,15 +89,21 @@ export async function writeMountRecord(
     }
     ws.movedTo(target)
     await ws.release()
-    await Promise.all([fsyncPath(layout.mounts), fsyncPath(layout.tmp)])
     crashPoint('mount:renamed')
-    await aside?.remove()
+    // The new record is in place: what follows cannot undo it, and is not reported as a
+    // failed write (the caller would then remove the data the record names).
+    await Promise.allSettled([fsyncPath(layout.mounts), fsyncPath(layout.tmp)])
+    await aside?.remove().catch(() => undefined) // a leftover the next sweep removes
     aside = undefined
   } finally {
     // Whatever did not reach its place. The old record is put back if it was moved aside.
     if (aside !== undefined) {
-      await restoreReplaced(layout, aside.path).catch(() => undefined)
-      await aside.remove()
+      try {
+        await restoreReplaced(layout, aside.path)
+        await aside.remove()
+      } catch {
+        await aside.release() // the next open's sweep puts it back
+      }
     }
     await ws.remove()
   }
@@ -120,7 +126,8 @@ export async function removeMountRecord(layout: Layout, name: string): Promise<v
   } finally {
     await aside.remove()
   }
-  await fsyncPath(layout.tmp)
+  // Only the aside directory's disappearance is left to sync; a sweep would finish it anyway.
+  await fsyncPath(layout.tmp).catch(() => undefined)
 }
 
 /**

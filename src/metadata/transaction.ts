@@ -41,7 +41,7 @@ export interface CommitOptions {
 export interface TransactionHost {
   readonly layout: Layout
   /** Throws METADATA_CORRUPT when the record cannot be read. */
-  readLayerRecord(chainId: ChainId): Promise<unknown>
+  readLayer(chainId: ChainId): Promise<unknown>
   quarantine(kind: 'layer', name: string, reason: string): Promise<Quarantined>
 }
 
@@ -153,8 +153,12 @@ export class LayerTransaction implements AsyncDisposable {
       this.#dir.movedTo(target)
       this.#state = 'committed'
       crashPoint('commit:renamed')
-      await Promise.all([fsyncPath(layout.sha256), fsyncPath(layout.tmp)])
-      await this.#dir.release()
+      // The record is visible now: the commit has happened, whatever follows. A failure to
+      // sync the directories is not reported as a failed commit, or the caller would remove
+      // the layer's data under a visible record; at worst a power cut undoes the rename and
+      // leaves data that no record names, which the store's sweep removes.
+      await Promise.allSettled([fsyncPath(layout.sha256), fsyncPath(layout.tmp)])
+      await this.#dir.release().catch(() => undefined)
       return replaced
     })
   }
@@ -194,7 +198,7 @@ export class LayerTransaction implements AsyncDisposable {
   ): Promise<Quarantined> {
     if (options.replaceDamaged === true) {
       try {
-        await this.#host.readLayerRecord(chainId)
+        await this.#host.readLayer(chainId)
       } catch (err) {
         if (err instanceof MetadataCorruptError)
           return this.#host.quarantine('layer', digestHex(chainId), err.reason)

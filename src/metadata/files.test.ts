@@ -1,5 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -103,7 +104,7 @@ test('pathComponentProblem refuses what cannot be one path component', () => {
     assert.notEqual(pathComponentProblem(bad), undefined, JSON.stringify(bad))
 })
 
-test('readSmallFile: missing is undefined; oversized, non-UTF-8, directories, symlinks fail', async (t) => {
+test('readSmallFile: missing is undefined; oversized, non-UTF-8, directories, symlinks, fifos fail', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'layerstore-files-'))
   t.after(() => rmSync(dir, { recursive: true }))
   assert.equal(await readSmallFile(join(dir, 'nope')), undefined)
@@ -122,4 +123,6 @@ test('readSmallFile: missing is undefined; oversized, non-UTF-8, directories, sy
   await assert.rejects(readSmallFile(join(dir, 'sub')), /is a directory/)
   symlinkSync('ok', join(dir, 'link'))
   await assert.rejects(readSmallFile(join(dir, 'link')), /symbolic link/)
+  execFileSync('mkfifo', [join(dir, 'fifo')]) // would block a plain open forever
+  await assert.rejects(readSmallFile(join(dir, 'fifo')), /not a regular file/)
 })

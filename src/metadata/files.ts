@@ -3,7 +3,7 @@
  * SPEC.md §3.2), exact writes (Docker's bytes: no trailing newline, mode 0644), fsync helpers.
  */
 import { closeSync, constants, openSync } from 'node:fs'
-import { lstat, mkdir, open, readdir, rm } from 'node:fs/promises'
+import { lstat, mkdir, open, readdir, rm, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { isDigest, type Digest } from '../digest/digest.js'
 import { sys } from '../internal/sys.js'
@@ -44,10 +44,9 @@ export async function readSmallFile(
 ): Promise<string | undefined> {
   let fh
   try {
-    fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW)
+    fh = await openRegular(path)
   } catch (err) {
     if (errnoOf(err) === 'ENOENT') return undefined
-    if (errnoOf(err) === 'ELOOP') throw new ParseError('is a symbolic link')
     throw err
   }
   try {
@@ -55,13 +54,7 @@ export async function readSmallFile(
     let n = 0
     for (;;) {
       const buf = Buffer.allocUnsafe(Math.min(64 << 10, cap + 1 - n))
-      let r
-      try {
-        r = await fh.read(buf, 0, buf.length, null)
-      } catch (err) {
-        if (errnoOf(err) === 'EISDIR') throw new ParseError('is a directory')
-        throw err
-      }
+      const r = await fh.read(buf, 0, buf.length, null)
       if (r.bytesRead === 0) break
       chunks.push(buf.subarray(0, r.bytesRead))
       n += r.bytesRead
@@ -74,6 +67,29 @@ export async function readSmallFile(
     }
   } finally {
     await fh.close()
+  }
+}
+
+/**
+ * Opens a regular file for reading, never through a symlink and never blocking on a FIFO
+ * (O_NONBLOCK): anything else in its place is a ParseError (a damaged record).
+ */
+export async function openRegular(path: string): Promise<FileHandle> {
+  let fh: FileHandle
+  try {
+    fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
+  } catch (err) {
+    if (errnoOf(err) === 'ELOOP') throw new ParseError('is a symbolic link')
+    throw err
+  }
+  try {
+    const st = await fh.stat()
+    if (st.isDirectory()) throw new ParseError('is a directory')
+    if (!st.isFile()) throw new ParseError('is not a regular file')
+    return fh
+  } catch (err) {
+    await fh.close()
+    throw err
   }
 }
 

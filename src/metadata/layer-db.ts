@@ -19,8 +19,7 @@
  * store's job. A record that cannot be read raises METADATA_CORRUPT; the caller decides when
  * to `quarantine()` it.
  */
-import { constants } from 'node:fs'
-import { open, readdir, type FileHandle } from 'node:fs/promises'
+import { readdir, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { digestFromHex, digestHex, parseChainId, type ChainId } from '../digest/digest.js'
@@ -32,7 +31,14 @@ import {
   withIo,
   type RecordKind,
 } from './errors.js'
-import { ensureDir, errnoOf, pathComponentProblem, pathExists } from './files.js'
+import {
+  ensureDir,
+  errnoOf,
+  openRegular,
+  ParseError,
+  pathComponentProblem,
+  pathExists,
+} from './files.js'
 import { layoutOf, WRITE_SET_PREFIX, type Layout } from './layout.js'
 import { LockedDir } from './locked-dir.js'
 import { removeMountRecord, writeMountRecord, type WriteMountOptions } from './mounts.js'
@@ -140,8 +146,10 @@ export class LayerDb implements TransactionHost {
     async function* chunks(): AsyncGenerator<Buffer> {
       let fh: FileHandle
       try {
-        fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW)
+        fh = await openRegular(path)
       } catch (err) {
+        if (err instanceof ParseError)
+          throw new MetadataCorruptError('layer', hex, path, `${TAR_SPLIT_FILE}: ${err.message}`)
         if (errnoOf(err) !== 'ENOENT') throw asIoError(`open tar-split of ${chainId}`, err)
         if (!(await pathExists(dir))) throw new MetadataNotFoundError('layer', hex, dir)
         throw new MetadataCorruptError('layer', hex, path, `${TAR_SPLIT_FILE}: missing`)

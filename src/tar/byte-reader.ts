@@ -8,8 +8,8 @@
  */
 const EMPTY = Buffer.alloc(0)
 
-/** Raw bytes are gathered in an arena of this size; more than this is handed over whole. */
-const RAW_ARENA = 16 << 10
+/** Raw bytes are gathered in arenas of this size (or more), handed out in slices. */
+const RAW_ARENA = 64 << 10
 
 /**
  * Any source of byte chunks: a Node Readable, an async generator, an array of buffers.
@@ -26,11 +26,13 @@ export class ByteReader {
   #done = false
   readonly #signal: AbortSignal | undefined
   /**
-   * Raw bytes recorded since the last take: copies, so that the reader holds on to no chunk
-   * but the current one (a source may then recycle its buffers, see fileChunks' ring).
+   * Raw bytes recorded since the last take (#rawStart to #rawEnd of the arena): copies, so
+   * that the reader holds on to no chunk but the current one (a source may then recycle its
+   * buffers, see fileChunks' ring).
    */
   #raw: Buffer = EMPTY
-  #rawLen = 0
+  #rawStart = 0
+  #rawEnd = 0
 
   constructor(source: ByteSource, signal?: AbortSignal) {
     this.#it =
@@ -145,29 +147,27 @@ export class ByteReader {
   }
 
   #record(from: Buffer, at: number, n: number): void {
-    const need = this.#rawLen + n
-    if (need > this.#raw.length) {
-      const grown = Buffer.allocUnsafe(Math.max(RAW_ARENA, need, 2 * this.#raw.length))
-      this.#raw.copy(grown, 0, 0, this.#rawLen)
-      this.#raw = grown
+    if (this.#rawEnd + n > this.#raw.length) {
+      // A new arena, with the bytes not taken yet moved to its start.
+      const pending = this.#rawEnd - this.#rawStart
+      const arena = Buffer.allocUnsafeSlow(Math.max(RAW_ARENA, pending + n + (pending >> 1)))
+      this.#raw.copy(arena, 0, this.#rawStart, this.#rawEnd)
+      this.#raw = arena
+      this.#rawStart = 0
+      this.#rawEnd = pending
     }
-    from.copy(this.#raw, this.#rawLen, at, at + n)
-    this.#rawLen = need
+    from.copy(this.#raw, this.#rawEnd, at, at + n)
+    this.#rawEnd += n
   }
 
-  /** All raw bytes recorded since the last call, as one buffer (Go's Reader.RawBytes). */
+  /**
+   * All raw bytes recorded since the last call, as one buffer (Go's Reader.RawBytes): a slice
+   * of the arena, which is never written again.
+   */
   takeRaw(): Buffer {
-    const n = this.#rawLen
-    this.#rawLen = 0
-    if (n === 0) return Buffer.alloc(0)
-    if (this.#raw.length > RAW_ARENA) {
-      // A grown arena is handed over rather than copied.
-      const out = this.#raw.subarray(0, n)
-      this.#raw = EMPTY
-      return out
-    }
-    const out = Buffer.allocUnsafe(n)
-    this.#raw.copy(out, 0, 0, n)
+    if (this.#rawStart === this.#rawEnd) return EMPTY
+    const out = this.#raw.subarray(this.#rawStart, this.#rawEnd)
+    this.#rawStart = this.#rawEnd
     return out
   }
 

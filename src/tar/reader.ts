@@ -9,8 +9,8 @@ import { TarError } from './errors.js'
 import { DataCursor, EntryBody } from './entry-body.js'
 import { blockPadding, blockSums, decodeHeader, isHeaderOnlyType, RawHeader } from './header.js'
 import { MAX_SPECIAL_FILE_SIZE } from './limits.js'
-import { PAX, PaxError, parsePaxRecords } from './pax.js'
-import { mergePax, setLink, setName, toTarHeader } from './header-fields.js'
+import { toTarHeader } from './header-fields.js'
+import { isMeta, mergePaxAt, MetaEntries } from './meta.js'
 import { readSparseMap, SparseMapError } from './sparse-map.js'
 import { paxSparseVersion, validSparse } from './sparse.js'
 import {
@@ -36,9 +36,7 @@ export class TarReader implements AsyncIterable<TarEntry> {
   #pad = 0
   #ended = false
   /** What the meta entries read so far say about the next entry. */
-  #pax: Map<string, Buffer> | undefined = undefined
-  #longName: Buffer | undefined = undefined
-  #longLink: Buffer | undefined = undefined
+  readonly #ext = new MetaEntries()
   readonly #h = new RawHeader()
 
   constructor(source: ByteSource, options: ReadTarOptions = {}) {
@@ -73,9 +71,7 @@ export class TarReader implements AsyncIterable<TarEntry> {
     if (data.failed !== undefined) return Promise.reject(data.failed)
     if (this.#ended) return Promise.resolve(undefined)
     data.generation++
-    this.#pax = undefined
-    this.#longName = undefined
-    this.#longLink = undefined
+    this.#ext.reset()
     let e: TarEntry | undefined | typeof MORE
     try {
       e = this.#nextBuffered()
@@ -195,7 +191,8 @@ export class TarReader implements AsyncIterable<TarEntry> {
         if (e !== MORE) return e
         continue
       }
-      if (t === TYPE.GNU_SPARSE || (this.#pax !== undefined && paxSparseVersion(this.#pax))) {
+      const pax = this.#ext.pax
+      if (t === TYPE.GNU_SPARSE || (pax !== undefined && paxSparseVersion(pax) !== undefined)) {
         return MORE
       }
       br.consume(BLOCK_SIZE, raw)
@@ -253,7 +250,7 @@ export class TarReader implements AsyncIterable<TarEntry> {
   }
 
   /**
-   * Applies a meta entry whose data is `text` from `from` (n bytes): MORE to go on to the
+   * Takes in a meta entry whose data is `text` from `from` (n bytes): MORE to go on to the
    * next header, or the entry of a PAX global header.
    */
   #meta(
@@ -264,25 +261,10 @@ export class TarReader implements AsyncIterable<TarEntry> {
     n: number,
     global = h.typeflag === TYPE.X_GLOBAL_HEADER ? toTarHeader(h, offset) : undefined,
   ): TarEntry | typeof MORE {
-    if (h.typeflag === TYPE.GNU_LONGNAME || h.typeflag === TYPE.GNU_LONGLINK) {
-      let end = from
-      while (end < from + n && text[end] !== 0) end++
-      const value = Buffer.allocUnsafe(end - from)
-      text.copy(value, 0, from, end)
-      if (h.typeflag === TYPE.GNU_LONGNAME) this.#longName = value
-      else this.#longLink = value
-      return MORE
-    }
-    try {
-      this.#pax = parsePaxRecords(text, from, from + n)
-    } catch (err) {
-      if (err instanceof PaxError)
-        this.#fail('TAR_INVALID_PAX', `Cannot read PAX header: ${err.message}`, offset)
-      throw err
-    }
+    this.#ext.read(h, offset, text, from, n)
     if (global === undefined) return MORE
     try {
-      this.#mergePax(global, this.#pax, offset)
+      mergePaxAt(global, this.#ext.pax!, offset)
     } catch {
       // Go ignores errors in a global header's records.
     }
@@ -291,24 +273,9 @@ export class TarReader implements AsyncIterable<TarEntry> {
     return { header: global, body: new EntryBody(this.#data) }
   }
 
-  /** The entry's header: the block's fields, then the PAX records and long names. */
+  /** The entry's header (PAX records and long names applied), and its data to read. */
   #header(h: RawHeader, offset: number): TarHeader {
-    const pax = this.#pax
-    const longName = this.#longName
-    const longLink = this.#longLink
-    // The block's name is not decoded when a PAX record or a long name replaces it.
-    const name =
-      (longName === undefined || longName.length === 0) && (pax?.get(PAX.PATH)?.length ?? 0) === 0
-    const link =
-      (longLink === undefined || longLink.length === 0) &&
-      (pax?.get(PAX.LINKPATH)?.length ?? 0) === 0
-    const header = toTarHeader(h, offset, name, link)
-    if (pax !== undefined) this.#mergePax(header, pax, offset)
-    if (longName !== undefined && longName.length > 0) setName(header, longName)
-    if (longLink !== undefined && longLink.length > 0) setLink(header, longLink)
-    if (header.typeflag === TYPE.REG_A) {
-      header.typeflag = header.nameRaw.at(-1) === 0x2f ? TYPE.DIR : TYPE.REG
-    }
+    const header = this.#ext.header(h, offset)
     // PAX records may have changed the size.
     this.#setData(header.typeflag, header.size, offset)
     return header
@@ -381,17 +348,6 @@ export class TarReader implements AsyncIterable<TarEntry> {
     return data
   }
 
-  /** Go's mergePAX, with its errors as TAR_INVALID_PAX at the header's offset. */
-  #mergePax(h: TarHeader, pax: Map<string, Buffer>, offset: number): void {
-    try {
-      mergePax(h, pax)
-    } catch (err) {
-      if (err instanceof PaxError)
-        this.#fail('TAR_INVALID_PAX', `Cannot apply PAX records: ${err.message}`, offset)
-      throw err
-    }
-  }
-
   /** Go's handleSparseFile: the sparse map, if the entry is a sparse file. */
   async #sparse(
     h: TarHeader,
@@ -440,16 +396,6 @@ export class TarReader implements AsyncIterable<TarEntry> {
       body: new EntryBody(this.#data, sparse === undefined ? undefined : header, sparse),
     }
   }
-}
-
-/** PAX and GNU meta entries, whose data the reader reads whole. */
-function isMeta(t: number): boolean {
-  return (
-    t === TYPE.X_HEADER ||
-    t === TYPE.X_GLOBAL_HEADER ||
-    t === TYPE.GNU_LONGNAME ||
-    t === TYPE.GNU_LONGLINK
-  )
 }
 
 /** Iterates a tar stream's entries (see TarReader for raw access and trailing bytes). */

@@ -9,6 +9,7 @@ import {
   chmodSync,
   mkdirSync,
   readFileSync,
+  readdirSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -316,3 +317,73 @@ test('errors: unknown layers, double releases, depth', () =>
     assert.equal((await store.release(l)).length, 1)
     assert.deepEqual(await store.release(l), []) // the layer is gone: Docker returns nothing
   }))
+
+test('a damaged layer is quarantined and reported; registering it again repairs it and its child', () =>
+  withStore(async (store, root) => {
+    const tar1 = await tarOf([['a', 'a', 0o644]])
+    const tar2 = await tarOf([['b', 'b', 0o644]])
+    const l1 = await store.register(source(tar1))
+    const l2 = await store.register(source(tar2), l1.chainId)
+    const db = await LayerDb.open(root, 'vfs')
+    writeFileSync(join(db.layerPath(l1.chainId), 'diff'), 'garbage')
+    const warnings: string[] = []
+    const reopened = await LayerStore.open({
+      root,
+      driver: 'vfs',
+      onWarning: (code) => warnings.push(code),
+    })
+    assert.deepEqual(warnings.sort(), ['LAYER_PARENT_MISSING', 'LAYER_QUARANTINED'])
+    assert.equal(reopened.map().size, 0)
+    // Docker fails every re-registration here (a stale directory blocks the commit).
+    const again = await reopened.register(source(tar1))
+    assert.equal(again.chainId, l1.chainId)
+    const fresh = await LayerStore.open({ root, driver: 'vfs' })
+    assert.deepEqual([...fresh.map().keys()].sort(), [l1.chainId, l2.chainId].sort())
+    const child = await fresh.get(l2.chainId)
+    assert.deepEqual(await buffer(child.tarStream()), tar2)
+  }))
+
+test('a parent loop on disk is reported, not followed forever', () =>
+  withStore(async (store, root) => {
+    const l1 = await store.register(source(await tarOf([['a', 'a', 0o644]])))
+    const l2 = await store.register(source(await tarOf([['b', 'b', 0o644]])), l1.chainId)
+    const db = await LayerDb.open(root, 'vfs')
+    writeFileSync(join(db.layerPath(l1.chainId), 'parent'), l2.chainId) // l1 -> l2 -> l1
+    const warnings: string[] = []
+    const reopened = await LayerStore.open({
+      root,
+      driver: 'vfs',
+      onWarning: (c) => warnings.push(c),
+    })
+    assert.equal(reopened.map().size, 0)
+    assert.ok(warnings.includes('LAYER_PARENT_MISSING'), warnings.join())
+  }))
+
+test('a failed registration leaves the store as it was', () =>
+  withStore(async (store, root) => {
+    const base = await store.register(source(await tarOf([['a', 'a', 0o644]])))
+    const before = snapshotDirs(root)
+    const hostile = Buffer.concat([
+      await tarOf([['ok', 'fine', 0o644]]).then((b) => b.subarray(0, 1024)), // one entry, no end
+      await tarOf([['../escape', 'x', 0o644]]),
+    ])
+    await assert.rejects(store.register(source(hostile), base.chainId), {
+      code: 'ARCHIVE_BREAKOUT',
+    })
+    assert.deepEqual(snapshotDirs(root), before)
+    assert.equal(store.map().size, 1)
+  }))
+
+/** Every directory and file name under the store's layer and driver directories. */
+function snapshotDirs(root: string): string[] {
+  const out: string[] = []
+  const walk = (d: string, rel: string): void => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      if (rel === '' && e.name === 'layerstore') continue // the lock file
+      out.push(`${rel}/${e.name}`)
+      if (e.isDirectory()) walk(join(d, e.name), `${rel}/${e.name}`)
+    }
+  }
+  walk(root, '')
+  return out.sort()
+}

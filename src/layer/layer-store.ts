@@ -12,6 +12,7 @@
  * files (its record is renamed `-removing` under the lock, its data removed after).
  */
 import { randomBytes } from 'node:crypto'
+import { hasCode } from '../errors.js'
 import { closeSync, mkdirSync, openSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { Readable } from 'node:stream'
@@ -594,6 +595,7 @@ export class LayerStore {
         record = await this.#db.readLayer(id)
       } catch (err) {
         failed.add(id)
+        if (!hasCode(err, 'METADATA_CORRUPT')) throw err // a passing failure: keep the record
         const q = await this.#db.quarantine('layer', id.slice('sha256:'.length), String(err))
         this.#onWarning?.(
           'LAYER_QUARANTINED',
@@ -637,6 +639,7 @@ export class LayerStore {
       try {
         record = await this.#db.readMount(name)
       } catch (err) {
+        if (!hasCode(err, 'METADATA_CORRUPT')) throw err
         const q = await this.#db.quarantine('mount', name, String(err))
         this.#onWarning?.(
           'MOUNT_QUARANTINED',

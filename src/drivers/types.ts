@@ -63,6 +63,12 @@ export interface ProtoDriver {
   getMetadata(id: string): Promise<Record<string, string>>
   /** Releases what the driver holds (mounts) when the store closes. */
   cleanup(): Promise<void>
+  /**
+   * Ids of every layer the driver holds data for, so that the store can find directories no
+   * metadata references (a crash between creating a layer and recording it). Optional: a
+   * driver without it is never swept.
+   */
+  ids?(): Promise<string[]>
 }
 
 /**

@@ -24,6 +24,7 @@ import { assemble } from '../tarsplit/assemble.js'
 import { unpack } from '../tarsplit/unpacker.js'
 import { VerifyDigest } from '../digest/verify.js'
 import { FileLock } from '../internal/lock.js'
+import { InflightMarker, isInflight, sweepInflight } from '../internal/inflight.js'
 import { sys } from '../internal/sys.js'
 import type { Driver } from '../drivers/types.js'
 import { isDiffGetterDriver } from '../drivers/types.js'
@@ -203,6 +204,8 @@ export class LayerStore {
   readonly driver: Driver
   readonly #db: LayerDb
   readonly #lockPath: string
+  /** Markers of driver layers being filled, not yet recorded (see internal/inflight.ts). */
+  readonly #inflight: string
   readonly #layers = new Map<ChainId, RoLayer>()
   readonly #mounts = new Map<string, MountedLayer>()
   readonly #onWarning: LayerStoreOptions['onWarning']
@@ -212,6 +215,7 @@ export class LayerStore {
     this.driver = driver
     this.#db = db
     this.#lockPath = join(root, 'layerstore', 'lock')
+    this.#inflight = join(root, 'layerstore', 'inflight')
     this.#onWarning = options.onWarning
   }
 
@@ -226,6 +230,7 @@ export class LayerStore {
       const store = new LayerStore(root, driver, db, options)
       await store.#finishOrphans()
       await store.#refresh()
+      await store.#sweepDriver()
       return store
     } finally {
       lock.release()
@@ -262,6 +267,7 @@ export class LayerStore {
     options: RegisterOptions,
   ): Promise<Layer> {
     const cacheId = randomId()
+    const marker = InflightMarker.hold(this.#inflight, cacheId)
     const txn = await this.#db.begin()
     let created = false
     const state = { committed: false } // set inside the locked section
@@ -307,6 +313,7 @@ export class LayerStore {
         await txn.cancel().catch(() => undefined)
         if (created) await this.driver.remove(cacheId).catch(() => undefined)
       }
+      marker.release()
     }
   }
 
@@ -382,6 +389,7 @@ export class LayerStore {
     const parentHandle = parent === undefined ? undefined : await this.get(parent)
     const p = parentHandle?.layer
     const mountId = randomId()
+    const marker = InflightMarker.hold(this.#inflight, mountId)
     let initId: string | undefined
     const made: string[] = []
     try {
@@ -422,6 +430,7 @@ export class LayerStore {
       })
     } finally {
       for (const id of made.reverse()) await this.driver.remove(id).catch(() => undefined)
+      marker.release()
       if (parentHandle !== undefined) await this.release(parentHandle)
     }
   }
@@ -491,7 +500,10 @@ export class LayerStore {
 
   /** Finishes interrupted deletions and releases the driver's mounts. */
   async cleanup(): Promise<void> {
-    await this.#locked(() => this.#finishOrphans())
+    await this.#locked(async () => {
+      await this.#finishOrphans()
+      await this.#sweepDriver()
+    })
     await this.driver.cleanup()
   }
 
@@ -549,6 +561,39 @@ export class LayerStore {
       out.push(layer.metadata())
     }
     return out
+  }
+
+  /**
+   * Under the lock: removes driver layers that no record references and no live process is
+   * filling (a crash between creating a layer's directory and committing its record).
+   */
+  async #sweepDriver(): Promise<void> {
+    const referenced = new Set<string>()
+    for (const l of this.#layers.values()) referenced.add(l.cacheId)
+    for (const m of this.#mounts.values()) {
+      referenced.add(m.mountId)
+      if (m.initId !== undefined) referenced.add(m.initId)
+    }
+    // Records this process could not load (waiting for a parent) keep their data too.
+    const { layers, mounts } = await this.#db.list()
+    for (const id of layers) {
+      if (this.#layers.has(id)) continue
+      const r = await this.#db.readLayer(id).catch(() => undefined)
+      if (r !== undefined) referenced.add(r.cacheId)
+    }
+    for (const name of mounts) {
+      if (this.#mounts.has(name)) continue
+      const r = await this.#db.readMount(name).catch(() => undefined)
+      if (r !== undefined) referenced.add(r.mountId).add(r.initId ?? r.mountId)
+    }
+    if (this.driver.ids === undefined) return
+    for (const id of await this.driver.ids()) {
+      if (referenced.has(id)) continue
+      const base = id.endsWith('-init') ? id.slice(0, -'-init'.length) : id
+      if (isInflight(this.#inflight, base)) continue
+      await this.driver.remove(id)
+    }
+    sweepInflight(this.#inflight)
   }
 
   async #finishOrphans(): Promise<void> {

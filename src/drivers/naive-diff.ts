@@ -145,6 +145,9 @@ export class NaiveDiffDriver implements Driver {
   cleanup(): Promise<void> {
     return this.proto.cleanup()
   }
+  ids(): Promise<string[]> {
+    return this.proto.ids?.() ?? Promise.resolve([])
+  }
 
   /** Runs `fn` on the roots of `id` and `parent` (when given), put() afterwards. */
   async #withRoots<T>(

@@ -10,7 +10,7 @@
  * cut to their base name; create() of an existing id fails instead of copying the parent over
  * it.
  */
-import { chmodSync, lstatSync, mkdirSync } from 'node:fs'
+import { readdirSync, chmodSync, lstatSync, mkdirSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { PathFileGetter } from '../tarsplit/file-getter.js'
 import { copyTree } from './copy-tree.js'
@@ -179,6 +179,11 @@ export class VfsProtoDriver implements ProtoDiffGetterDriver {
 
   cleanup(): Promise<void> {
     return Promise.resolve()
+  }
+
+  /** Every layer directory's id. */
+  ids(): Promise<string[]> {
+    return settle(() => readdirSync(this.#dirs))
   }
 
   /** The layer's files for tar-split assembly, resolved chroot-style inside its directory. */

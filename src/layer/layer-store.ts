@@ -586,8 +586,7 @@ export class LayerStore {
       const r = await this.#db.readMount(name).catch(() => undefined)
       if (r !== undefined) referenced.add(r.mountId).add(r.initId ?? r.mountId)
     }
-    if (this.driver.ids === undefined) return
-    for (const id of await this.driver.ids()) {
+    for (const id of (await this.driver.ids?.()) ?? []) {
       if (referenced.has(id)) continue
       const base = id.endsWith('-init') ? id.slice(0, -'-init'.length) : id
       if (isInflight(this.#inflight, base)) continue

@@ -1,0 +1,61 @@
+/**
+ * A process that works on a store until it is killed: registers small layers on random
+ * parents, releases some, creates and removes read-write layers. It reports on stdout, one
+ * line each, what the parent needs to check after the kill:
+ *   `registered <chainId>` once a register call has returned,
+ *   `releasing <chainId>` before a release or remove that may delete it.
+ * usage: node store-crash-child.js ROOT SEED
+ */
+import { writeSync } from 'node:fs'
+import { LayerStore } from '../layer/layer-store.js'
+import { writeTar } from '../tar/writer.js'
+import type { Layer } from '../layer/types.js'
+
+const [root, seedArg] = process.argv.slice(2)
+let seed = Number(seedArg ?? 1) >>> 0 || 1
+/** xorshift32: the same seed gives the same operations. */
+function rand(n: number): number {
+  seed ^= seed << 13
+  seed ^= seed >>> 17
+  seed ^= seed << 5
+  return (seed >>> 0) % n
+}
+
+function say(line: string): void {
+  writeSync(1, line + '\n') // synchronous: a line printed is a line the parent sees
+}
+
+function tar(i: number): AsyncIterable<Uint8Array> {
+  const files = 1 + (i % 5)
+  return writeTar(
+    Array.from({ length: files }, (_, f) => ({
+      header: { name: `d${i % 3}/f${i}-${f}`, mode: 0o644, mtime: 1_600_000_000 },
+      body: Buffer.alloc(100 + ((i * 7919 + f) % 20_000), i & 0xff),
+    })),
+  )
+}
+
+const store = await LayerStore.open({ root: root!, driver: 'vfs' })
+const held: Layer[] = []
+say('ready')
+for (let step = 0; ; step++) {
+  const op = rand(10)
+  if (op < 5 || held.length === 0) {
+    const parent = held.length > 0 && rand(3) > 0 ? held[rand(held.length)] : undefined
+    const l = await store.register(tar(rand(40)), parent?.chainId)
+    say(`registered ${l.chainId}`)
+    held.push(l)
+  } else if (op < 8) {
+    const l = held.splice(rand(held.length), 1)[0]!
+    say(`releasing ${l.chainId}`)
+    // Everything below it may go too.
+    for (let p = l.parent; p !== undefined; p = p.parent) say(`releasing ${p.chainId}`)
+    await store.release(l)
+  } else {
+    const parent = held[rand(held.length)]!
+    const rw = await store.createRwLayer(`c${process.pid}-${step}`, parent.chainId, {
+      initFunc: (dir) => void dir,
+    })
+    await store.releaseRwLayer(rw)
+  }
+}

@@ -37,7 +37,7 @@ function runAndKill(root: string, seed: number, ms: number): Promise<string[]> {
     child.on('error', reject)
     child.on('close', (code, signal) => {
       if (timer !== undefined) clearTimeout(timer)
-      if (signal !== 'SIGKILL') reject(new Error(`child ended by itself (${code}): ${err}`))
+      if (signal !== 'SIGKILL') reject(new Error(`child ended by itself (${String(code)}): ${err}`))
       else resolve(out.split('\n').slice(0, -1)) // the last line may be cut
     })
   })

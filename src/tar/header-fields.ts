@@ -44,52 +44,53 @@ export function toTarHeader(raw: RawHeader, offset: number, name = true, link = 
  * time throws PaxError. The records are kept on the header as `pax`.
  */
 export function mergePax(h: TarHeader, pax: Map<string, Buffer>): void {
-  for (const [k, v] of pax) {
-    if (v.length === 0) continue
-    const s = (): string => v.toString('utf8')
-    switch (k) {
-      case PAX.PATH:
-        setName(h, v)
-        break
-      case PAX.LINKPATH:
-        setLink(h, v)
-        break
-      case PAX.UNAME:
-        h.uname = s()
-        break
-      case PAX.GNAME:
-        h.gname = s()
-        break
-      case PAX.UID:
-        h.uid = parseDecimal(s())
-        break
-      case PAX.GID:
-        h.gid = parseDecimal(s())
-        break
-      case PAX.ATIME:
-        h.atime = parsePaxTime(s())
-        break
-      case PAX.CTIME:
-        h.ctime = parsePaxTime(s())
-        break
-      case PAX.MTIME: {
-        const t = parsePaxTimeBytes(v)
-        h.mtime = t.sec
-        h.mtimeNsec = t.nsec
-        break
-      }
-      case PAX.SIZE:
-        h.size = parseDecimal(s())
-        break
-      default:
-        if (k.startsWith(PAX.SCHILY_XATTR)) {
-          const x = (h.xattrs ?? new Map<string, Buffer>()) as Map<string, Buffer>
-          x.set(k.slice(PAX.SCHILY_XATTR.length), v)
-          h.xattrs = x
-        }
-    }
-  }
+  pax.forEach(mergeRecord, h)
   h.pax = pax
+}
+
+function mergeRecord(this: TarHeader, v: Buffer, k: string): void {
+  if (v.length === 0) return
+  switch (k) {
+    case PAX.PATH:
+      setName(this, v)
+      break
+    case PAX.LINKPATH:
+      setLink(this, v)
+      break
+    case PAX.UNAME:
+      this.uname = v.toString('utf8')
+      break
+    case PAX.GNAME:
+      this.gname = v.toString('utf8')
+      break
+    case PAX.UID:
+      this.uid = parseDecimal(v.toString('utf8'))
+      break
+    case PAX.GID:
+      this.gid = parseDecimal(v.toString('utf8'))
+      break
+    case PAX.ATIME:
+      this.atime = parsePaxTime(v.toString('utf8'))
+      break
+    case PAX.CTIME:
+      this.ctime = parsePaxTime(v.toString('utf8'))
+      break
+    case PAX.MTIME: {
+      const t = parsePaxTimeBytes(v)
+      this.mtime = t.sec
+      this.mtimeNsec = t.nsec
+      break
+    }
+    case PAX.SIZE:
+      this.size = parseDecimal(v.toString('utf8'))
+      break
+    default:
+      if (k.startsWith(PAX.SCHILY_XATTR)) {
+        const x = (this.xattrs ?? new Map<string, Buffer>()) as Map<string, Buffer>
+        x.set(k.slice(PAX.SCHILY_XATTR.length), v)
+        this.xattrs = x
+      }
+  }
 }
 
 export function setName(h: TarHeader, v: Buffer): void {

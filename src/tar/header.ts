@@ -69,6 +69,18 @@ export class RawHeader {
   prefixLen = 0
 }
 
+/**
+ * `src` from `start` to `end` into a new Buffer: a byte loop for short runs (names, record
+ * values), which makes no intermediate view as Buffer.copy does.
+ */
+export function copyOut(src: Uint8Array, start: number, end: number): Buffer {
+  const n = end - start
+  const out = Buffer.allocUnsafe(n)
+  if (n > 256) out.set(src.subarray(start, end))
+  else for (let i = 0; i < n; i++) out[i] = src[start + i]!
+  return out
+}
+
 /** Length of the NUL-terminated field at `off` (Go's parser.parseString). */
 function cLength(b: Uint8Array, off: number, len: number): number {
   for (let i = 0; i < len; i++) if (b[off + i] === 0) return i
@@ -309,16 +321,12 @@ export function headerName(h: RawHeader): Buffer {
   const b = h.block
   const off = h.at + FIELD.name[0]
   const len = cLength(b, off, FIELD.name[1])
-  if (h.prefixLen === 0) {
-    if (len === 0) return NO_BYTES
-    const out = Buffer.allocUnsafe(len)
-    b.copy(out, 0, off, off + len)
-    return out
-  }
-  const out = Buffer.allocUnsafe(h.prefixLen + 1 + len)
-  b.copy(out, 0, h.prefixAt, h.prefixAt + h.prefixLen)
-  out[h.prefixLen] = 0x2f
-  b.copy(out, h.prefixLen + 1, off, off + len)
+  const p = h.prefixLen
+  if (p === 0) return len === 0 ? NO_BYTES : copyOut(b, off, off + len)
+  const out = Buffer.allocUnsafe(p + 1 + len)
+  for (let i = 0; i < p; i++) out[i] = b[h.prefixAt + i]!
+  out[p] = 0x2f
+  for (let i = 0; i < len; i++) out[p + 1 + i] = b[off + i]!
   return out
 }
 
@@ -326,10 +334,7 @@ export function headerName(h: RawHeader): Buffer {
 export function headerLinkname(h: RawHeader): Buffer {
   const off = h.at + FIELD.linkname[0]
   const len = cLength(h.block, off, FIELD.linkname[1])
-  if (len === 0) return NO_BYTES
-  const out = Buffer.allocUnsafe(len)
-  h.block.copy(out, 0, off, off + len)
-  return out
+  return len === 0 ? NO_BYTES : copyOut(h.block, off, off + len)
 }
 
 /** The uname or gname field as text ('' for a V7 header). */

@@ -5,7 +5,7 @@
  */
 import { TarError } from './errors.js'
 import { mergePax, setLink, setName, toTarHeader } from './header-fields.js'
-import type { RawHeader } from './header.js'
+import { copyOut, type RawHeader } from './header.js'
 import { PAX, PaxError, parsePaxRecords } from './pax.js'
 import { TYPE, type TarHeader } from './types.js'
 
@@ -50,8 +50,7 @@ export class MetaEntries {
     if (h.typeflag === TYPE.GNU_LONGNAME || h.typeflag === TYPE.GNU_LONGLINK) {
       let end = from
       while (end < from + n && text[end] !== 0) end++
-      const value = Buffer.allocUnsafe(end - from)
-      text.copy(value, 0, from, end)
+      const value = copyOut(text, from, end)
       if (h.typeflag === TYPE.GNU_LONGNAME) this.longName = value
       else this.longLink = value
       return

@@ -3,6 +3,7 @@
  * and applied exactly as Go's archive/tar does, including GNU sparse 0.0 records, which repeat
  * keys and are folded into one `GNU.sparse.map` record.
  */
+import { copyOut } from './header.js'
 
 export const PAX = {
   PATH: 'path',
@@ -117,9 +118,7 @@ export function parsePaxRecords(data: Buffer, start = 0, end = data.length): Map
       if (key !== want || v.includes(',')) throw new PaxError('invalid GNU sparse 0.0 record')
       sparseMap.push(v)
     } else {
-      const value = Buffer.allocUnsafe(recEnd - 1 - (eq + 1))
-      data.copy(value, 0, eq + 1, recEnd - 1)
-      records.set(key, value)
+      records.set(key, copyOut(data, eq + 1, recEnd - 1))
     }
   }
   if (sparseMap.length > 0)

@@ -13,7 +13,8 @@ if (tar === undefined || dir === undefined) {
   console.error('usage: apply-run.mjs [--overlay] TAR DIR')
   process.exit(2)
 }
-const dist = process.env.LAYERSTORE_DIST ?? join(dirname(fileURLToPath(import.meta.url)), '..', 'dist')
+const dist =
+  process.env.LAYERSTORE_DIST ?? join(dirname(fileURLToPath(import.meta.url)), '..', 'dist')
 const load = (p) => import(pathToFileURL(resolve(dist, p)).href)
 const { apply } = await load('archive/apply.js')
 const { fileChunks } = await load('internal/file-chunks.js')

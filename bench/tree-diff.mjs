@@ -6,8 +6,11 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 
 const [a, b] = process.argv.slice(2)
-const dist = process.env.LAYERSTORE_DIST ?? join(dirname(fileURLToPath(import.meta.url)), '..', 'dist')
-const { snapshot, compareTrees } = await import(pathToFileURL(resolve(dist, 'testing/tree.js')).href)
+const dist =
+  process.env.LAYERSTORE_DIST ?? join(dirname(fileURLToPath(import.meta.url)), '..', 'dist')
+const { snapshot, compareTrees } = await import(
+  pathToFileURL(resolve(dist, 'testing/tree.js')).href
+)
 const diffs = compareTrees(snapshot(a), snapshot(b))
 for (const d of diffs.slice(0, 20)) console.log(d)
 if (diffs.length > 20) console.log(`... ${diffs.length - 20} more`)

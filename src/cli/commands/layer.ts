@@ -1,5 +1,6 @@
 /** `layerstore layer register|ls|inspect|export|rm`: image layers. */
-import { createReadStream, createWriteStream } from 'node:fs'
+import { createWriteStream } from 'node:fs'
+import { fileChunks } from '../../internal/file-chunks.js'
 import { pipeline } from 'node:stream/promises'
 import { parseArgs } from 'node:util'
 import { chainIdArg } from '../args.js'
@@ -81,8 +82,7 @@ export async function layer(argv: string[], global: GlobalOptions): Promise<numb
       const file = positionals[0] ?? '-'
       const parent = values.parent === undefined ? undefined : chainIdArg(values.parent)
       const store = await openStore(global)
-      const source =
-        file === '-' ? process.stdin : createReadStream(file, { highWaterMark: 1 << 20 })
+      const source = file === '-' ? process.stdin : fileChunks(file)
       const { stream } = await decompress(source)
       const l = await store.register(stream, parent)
       print(global, layerJson(l), `${l.chainId}\n`)

@@ -173,6 +173,21 @@ function lifecycleTests(make: DriverFactory): void {
     assert.equal(await d.exists('missing'), false)
   })
 
+  void test('ids(), where the driver has it, lists exactly the layers it holds', async (t) => {
+    const d = await setup(t, make)
+    if (d.ids === undefined) {
+      t.skip('the driver has no ids()')
+      return
+    }
+    assert.deepEqual(await d.ids(), [])
+    await d.create('a', undefined)
+    await d.create('b', 'a')
+    await d.createReadWrite('c', 'b')
+    assert.deepEqual((await d.ids()).sort(), ['a', 'b', 'c'])
+    await d.remove('b')
+    assert.deepEqual((await d.ids()).sort(), ['a', 'c'])
+  })
+
   void test('children created at once on one parent are independent', async (t) => {
     const d = await setup(t, make)
     await baseLayer(d)

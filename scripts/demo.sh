@@ -1,27 +1,42 @@
 #!/usr/bin/env bash
-# The quick start's main job: split a real tar into tar-split metadata, extract it, and put
-# the exact original bytes back together from the metadata and the extracted files.
+# The quick start's main job, on the default store ($LAYERSTORE_ROOT, else /var/lib/layerstore
+# as root, else ~/.local/share/layerstore): register a layer, build a container layer on it,
+# commit that, export both and check they hash to their DiffIDs; then remove what it made.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -d node_modules ] || npm ci
 npm run --silent build
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-ls=(node dist/cli/main.js)
+ls() { node dist/cli/main.js "$@"; }
 
-# A tar of this repository's sources, written by GNU tar (PAX format, long names and all).
-tar --format=posix -C src -cf "$work/layer.tar" .
-echo "input:      $(stat -c %s "$work/layer.tar") bytes, DiffID sha256:$(sha256sum < "$work/layer.tar" | cut -d' ' -f1)"
+# A base layer: this repository's sources as GNU tar writes them (PAX, long names...), gzip'd.
+tar --format=posix -C src -czf "$work/base.tar.gz" .
+base=$(ls layer register "$work/base.tar.gz")
+echo "registered  $base"
 
-# disasm passes the tar through unchanged while recording its metadata.
-"${ls[@]}" tar-split disasm -o "$work/tar-split.json.gz" "$work/layer.tar" > "$work/passed-through.tar"
-cmp "$work/layer.tar" "$work/passed-through.tar"
-echo "metadata:   $(stat -c %s "$work/tar-split.json.gz") bytes ($(zcat "$work/tar-split.json.gz" | wc -l) entries)"
+# A read-write layer on it, as a container would get; write into it, then commit.
+name="demo-$$"
+ls rw create "$name" --parent "$base" >/dev/null
+root=$(ls rw mount "$name")
+echo "mounted     $root"
+echo "hello from layerstore" >"$root/hello.txt"
+rm "$root/index.ts"
+echo "changes:"
+ls rw changes "$name" | sed 's/^/            /'
+ls rw unmount "$name"
+top=$(ls rw commit "$name")
+echo "committed   $top"
+ls --json layer inspect "$top"
 
-# Extract, then assemble the tar again from the metadata and the files alone.
-mkdir "$work/root"
-tar -C "$work/root" -xf "$work/layer.tar"
-"${ls[@]}" tar-split asm --input "$work/tar-split.json.gz" --path "$work/root" -o "$work/assembled.tar"
-cmp "$work/layer.tar" "$work/assembled.tar"
-echo "assembled:  $(stat -c %s "$work/assembled.tar") bytes, DiffID sha256:$(sha256sum < "$work/assembled.tar" | cut -d' ' -f1)"
-echo "OK: the assembled tar is byte-identical to the input"
+# Exports are the exact registered bytes: they hash back to the DiffIDs.
+for id in "$base" "$top"; do
+  diff_id=$(ls --json layer inspect "$id" | node -pe 'JSON.parse(require("fs").readFileSync(0)).diffId')
+  got="sha256:$(ls layer export "$id" | sha256sum | cut -d' ' -f1)"
+  [ "$got" = "$diff_id" ] || { echo "export of $id hashes to $got, not $diff_id" >&2; exit 1; }
+  echo "exported    $id: hashes to its DiffID"
+done
+
+ls rw rm "$name" >/dev/null
+ls layer rm "$top" | sed 's/^/removed     /'
+echo "OK"

@@ -16,6 +16,13 @@ export interface FileChunksOptions {
    * Only for a consumer that is done with a chunk once it asks for the next one but one:
    * a buffer is refilled `ring.length - ahead` chunks after it was handed out, so the ring
    * needs at least `ahead + 2` buffers.
+   *
+   * TarReader is such a consumer for what it reads itself (it copies headers, PAX records
+   * and anything that spans chunks before it reads on), but its entry bodies yield views of
+   * the chunks: a ring suits it only when whatever reads the bodies is done with each chunk
+   * before the reader reads on (tar-split's checksum is; archive's apply, which gathers small
+   * files' chunks and writes them later, is not). Hence fresh buffers by default, although
+   * they cost: a 414 MB file read in 0.35 s into fresh buffers, 0.1 s through a ring of five.
    */
   readonly ring?: readonly Uint8Array[]
   readonly signal?: AbortSignal

@@ -14,7 +14,8 @@ const RAW_ARENA = 64 << 10
 /**
  * Any source of byte chunks: a Node Readable, an async generator, an array of buffers.
  * As with any Node stream, a chunk must not be modified after it has been handed out: the
- * reader keeps views of it, not copies.
+ * reader parses it in place and hands out views of it (entry bodies). The reader itself is
+ * done with a chunk once it asks for the one after next (see fileChunks' ring).
  */
 export type ByteSource = AsyncIterable<Uint8Array> | Iterable<Uint8Array>
 

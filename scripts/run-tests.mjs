@@ -22,8 +22,9 @@ const files = (await collect('dist'))
   .sort()
 const concurrency = Number(process.env.LAYERSTORE_TEST_CONCURRENCY ?? 2)
 run({ files, concurrency })
-  .on('test:fail', () => {
-    process.exitCode = 1
+  .on('test:fail', (data) => {
+    // A failing `todo` test documents a known bug; it does not fail the run.
+    if (data.todo === undefined) process.exitCode = 1
   })
   .compose(spec)
   .pipe(process.stdout)

@@ -12,10 +12,12 @@
  * files (its record is renamed `-removing` under the lock, its data removed after).
  */
 import { randomBytes } from 'node:crypto'
-import { hasCode } from '../errors.js'
-import { closeSync, mkdirSync, openSync } from 'node:fs'
+import { hasCode, StoreError } from '../errors.js'
+import { MetadataIoError } from '../metadata/errors.js'
+import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
 import { chainId as chainIdOf } from '../digest/chain-id.js'
 import { parseChainId, type ChainId, type DiffId } from '../digest/digest.js'
 import { disassemble } from '../tarsplit/disassemble.js'
@@ -289,8 +291,15 @@ export class LayerStore {
           stream.destroy(err instanceof Error ? err : new Error(String(err)))
           throw err
         })
-      const [size, result] = await Promise.all([applying, split])
-      await packer.close()
+      const [size, result] = await Promise.all([
+        applying,
+        split.catch((err: unknown) => {
+          throw asMetadataError(err, 'write tar-split.json.gz')
+        }),
+      ])
+      await packer.close().catch((err: unknown) => {
+        throw asMetadataError(err, 'write tar-split.json.gz')
+      })
       const diffId = result.diffId!
       const chainId = chainIdOf(p?.chainId, diffId)
       txn.setDiffId(diffId)
@@ -300,6 +309,11 @@ export class LayerStore {
       if (options.descriptor !== undefined) txn.setDescriptor(options.descriptor)
       syncFilesystem(this.driver.home) // the layer's files reach the disk before its record
       return await this.#locked(async () => {
+        // Another process may have deleted the parent meanwhile (its holds are not ours).
+        if (p !== undefined && this.#layers.get(p.chainId) !== p)
+          throw new LayerDoesNotExistError(
+            `layer does not exist: ${p.chainId} (deleted while registering on it)`,
+          )
         const existing = this.#layers.get(chainId)
         if (existing !== undefined) return this.#hold(existing) // a duplicate: ours goes
         await txn.commit(chainId)
@@ -339,8 +353,10 @@ export class LayerStore {
     const removed = await this.#locked(async () => {
       const layer = this.#layers.get(handle.chainId)
       if (layer === undefined) return []
-      if (!(handle instanceof LayerHandle) || !layer.handles.has(handle))
-        throw new LayerNotRetainedError('layer not retained')
+      if (!(handle instanceof LayerHandle)) throw new LayerNotRetainedError('layer not retained')
+      // The layer it held was deleted by another process (and maybe registered again).
+      if (handle.layer !== layer) return []
+      if (!layer.handles.has(handle)) throw new LayerNotRetainedError('layer not retained')
       layer.handles.delete(handle)
       return this.#collect(layer)
     })
@@ -521,7 +537,10 @@ export class LayerStore {
         await getter.close()
       }
     }
-    return Readable.from(bytes()).pipe(new VerifyDigest(layer.diffId))
+    // pipeline, not pipe: a failure to read the layer's files must reach the consumer.
+    const verify = new VerifyDigest(layer.diffId)
+    pipeline(Readable.from(bytes()), verify).catch(() => undefined) // errors surface on verify
+    return verify
   }
 
   // ---- internals ----------------------------------------------------------------------------
@@ -603,6 +622,14 @@ export class LayerStore {
     }
   }
 
+  #cacheIdOnDisk(chainId: ChainId): string | undefined {
+    try {
+      return readFileSync(join(this.#db.layerPath(chainId), 'cache-id'), 'utf8').trim()
+    } catch {
+      return undefined
+    }
+  }
+
   /** Runs `fn` under the store's file lock, with this process's view brought up to date. */
   async #locked<T>(fn: () => Promise<T>): Promise<T> {
     const lock = await FileLock.acquire(this.#lockPath)
@@ -621,11 +648,21 @@ export class LayerStore {
   async #refresh(): Promise<void> {
     const { layers, mounts } = await this.#db.list()
     const onDisk = new Set(layers)
-    // Layers deleted by another process: forget them (children first, so counts stay right).
-    for (const l of [...this.#layers.values()].sort((a, b) => b.depth - a.depth)) {
-      if (onDisk.has(l.chainId)) continue
+    // Layers another process deleted (or deleted and registered again): forget them, and
+    // whatever this process had loaded on top of them; they load again below if still there.
+    const stale = new Set<RoLayer>()
+    for (const l of [...this.#layers.values()].sort((a, b) => a.depth - b.depth)) {
+      // A record deleted and registered again has the same ChainID but another cache id.
+      const gone = !onDisk.has(l.chainId) || this.#cacheIdOnDisk(l.chainId) !== l.cacheId
+      if (gone || (l.parent !== undefined && stale.has(l.parent))) stale.add(l)
+    }
+    for (const l of [...stale].sort((a, b) => b.depth - a.depth)) {
       this.#layers.delete(l.chainId)
       if (l.parent !== undefined) l.parent.children--
+    }
+    for (const [name, m] of this.#mounts) {
+      if (m.parent === undefined || !stale.has(m.parent)) continue
+      this.#mounts.delete(name) // loads again below, on the new parent
     }
     const failed = new Set<ChainId>()
     const load = async (id: ChainId, seen: Set<ChainId>): Promise<RoLayer | undefined> => {
@@ -704,6 +741,13 @@ export class LayerStore {
       if (parent !== undefined) parent.mounts++
     }
   }
+}
+
+/** A file-system failure while writing metadata, as a coded error (others pass unchanged). */
+function asMetadataError(err: unknown, action: string): unknown {
+  if (err instanceof StoreError) return err
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' && /^E[A-Z]+$/.test(code) ? new MetadataIoError(action, err) : err
 }
 
 /** The iterator as an iterable whose consumer cannot close it by stopping early. */

@@ -387,3 +387,58 @@ function snapshotDirs(root: string): string[] {
   walk(root, '')
   return out.sort()
 }
+
+test('TestLayerMigrationNoTarsplit', () =>
+  withStore(async (store, root) => {
+    // Graph layers made straight on the driver, as a pre-layerdb graph had them.
+    const driver = store.driver
+    await driver.create('g1', undefined)
+    await driver.applyDiff(
+      'g1',
+      undefined,
+      source(
+        await tarOf([
+          ['/root/.bashrc', '# Boring configuration', 0o644],
+          ['/etc/profile', '# Base configuration', 0o644],
+        ]),
+      ),
+    )
+    const tar1 = await buffer(await driver.diff('g1', undefined))
+    await driver.create('g2', 'g1')
+    await driver.applyDiff(
+      'g2',
+      'g1',
+      source(await tarOf([['/root/.bashrc', '# Updated configuration', 0o644]])),
+    )
+    const tar2 = await buffer(await driver.diff('g2', 'g1'))
+
+    const c1 = await store.checksumForGraphId('g1', undefined, join(root, 'g1.json.gz'))
+    assert.equal(c1.diffId, sha256(tar1))
+    const l1a = await store.registerByGraphId(
+      'g1',
+      undefined,
+      c1.diffId,
+      join(root, 'g1.json.gz'),
+      c1.size,
+    )
+    const l1b = await store.register(source(tar1))
+    assert.notEqual(l1a, l1b) // assertReferences: one layer, two handles
+    assert.deepEqual([l1b.chainId, l1b.cacheId], [l1a.chainId, 'g1'])
+    assert.deepEqual(await buffer(l1a.tarStream()), tar1)
+
+    const l2a = await store.register(source(tar2), l1a.chainId)
+    const c2 = await store.checksumForGraphId('g2', 'g1', join(root, 'g2.json.gz'))
+    assert.equal(c2.diffId, l2a.diffId)
+    const l2b = await store.registerByGraphId(
+      'g2',
+      l1a.chainId,
+      c2.diffId,
+      join(root, 'g2.json.gz'),
+      c2.size,
+    )
+    assert.notEqual(l2a, l2b)
+    assert.equal(l2b.chainId, l2a.chainId)
+    assert.equal(l2b.cacheId, l2a.cacheId)
+    assert.deepEqual(await store.release(l2a), [])
+    await releaseAndCheckDeleted(store, l2b, l2a)
+  }))

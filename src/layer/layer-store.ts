@@ -14,13 +14,20 @@
 import { randomBytes } from 'node:crypto'
 import { hasCode, StoreError } from '../errors.js'
 import { MetadataIoError } from '../metadata/errors.js'
-import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs'
+import {
+  closeSync,
+  createReadStream,
+  createWriteStream,
+  mkdirSync,
+  openSync,
+  readFileSync,
+} from 'node:fs'
 import { join, resolve } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { chainId as chainIdOf } from '../digest/chain-id.js'
 import { parseChainId, type ChainId, type DiffId } from '../digest/digest.js'
-import { disassemble } from '../tarsplit/disassemble.js'
+import { disassemble, disassembleTo } from '../tarsplit/disassemble.js'
 import { JsonPacker } from '../tarsplit/packer.js'
 import { assemble } from '../tarsplit/assemble.js'
 import { unpack } from '../tarsplit/unpacker.js'
@@ -361,6 +368,78 @@ export class LayerStore {
       return this.#collect(layer)
     })
     return this.#deleteAll(removed)
+  }
+
+  // ---- migration (Docker's ChecksumForGraphID / RegisterByGraphID, SPEC.md §2.4) ----------
+
+  /**
+   * Records tar-split metadata for a driver layer that has none (a layer of a pre-layerdb
+   * graph): its diff against `parentGraphId` is split into `outPath` (gzip'd JSON lines) while
+   * hashed. Returns the diff's DiffID and the sum of its entries' sizes.
+   */
+  async checksumForGraphId(
+    graphId: string,
+    parentGraphId: string | undefined,
+    outPath: string,
+  ): Promise<{ diffId: DiffId; size: number }> {
+    const diff = await this.driver.diff(graphId, parentGraphId)
+    const packer = new JsonPacker(createWriteStream(outPath, { mode: 0o644 }))
+    let size = 0
+    const sink = {
+      add: (entry: Parameters<JsonPacker['add']>[0]) => {
+        if (entry.type === 1) size += entry.size
+        return packer.add(entry)
+      },
+    }
+    try {
+      const result = await disassembleTo(diff, sink, { digest: true })
+      await packer.close()
+      return { diffId: result.diffId!, size }
+    } catch (err) {
+      packer.destroy()
+      diff.destroy()
+      throw err
+    }
+  }
+
+  /**
+   * Adopts a driver layer as the layer `diffId` on `parent`, with tar-split metadata from
+   * `tarDataFile` (as checksumForGraphId wrote it). A layer with that ChainID already
+   * present is held instead.
+   */
+  async registerByGraphId(
+    graphId: string,
+    parent: ChainId | undefined,
+    diffId: DiffId,
+    tarDataFile: string,
+    size: number,
+  ): Promise<Layer> {
+    const parentHandle = parent === undefined ? undefined : await this.get(parent)
+    try {
+      const p = parentHandle?.layer
+      const chainId = chainIdOf(p?.chainId, diffId)
+      return await this.#locked(async () => {
+        const existing = this.#layers.get(chainId)
+        if (existing !== undefined) return this.#hold(existing)
+        const txn = await this.#db.begin()
+        try {
+          txn.setDiffId(diffId)
+          txn.setSize(size)
+          txn.setCacheId(graphId)
+          if (p !== undefined) txn.setParent(p.chainId)
+          await pipeline(createReadStream(tarDataFile), txn.tarSplitStream())
+          await txn.commit(chainId)
+        } catch (err) {
+          await txn.cancel().catch(() => undefined)
+          throw err
+        }
+        const layer = new RoLayer(await this.#db.readLayer(chainId), p)
+        this.#insert(layer)
+        return this.#hold(layer)
+      })
+    } finally {
+      if (parentHandle !== undefined) await this.release(parentHandle)
+    }
   }
 
   /**

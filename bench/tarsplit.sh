@@ -46,6 +46,7 @@ OUT=$WORK/tarsplit-bench
 rm -rf "$OUT"
 mkdir -p "$OUT/logs" "$OUT/layerstore"
 cp -a "$DIST" "$OUT/layerstore/dist"
+cp -a "$REPO/build" "$OUT/layerstore/build" # the native addon, found relative to dist/
 cp "$REPO/package.json" "$OUT/layerstore/"
 CLI=$OUT/layerstore/dist/cli/main.js
 TIMES=$OUT/times.tsv # label case run wall_s maxrss_kb cpu_s other_cpu_s rc majflt refaults

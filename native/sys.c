@@ -22,8 +22,8 @@
 #define PATH_BUF 4096
 #define NAME_BUF 256
 
-/* Throws an Error shaped like Node's fs errors. Returns NULL for convenience. */
-static napi_value throw_errno(napi_env env, int err, const char *syscall, const char *path) {
+/* An Error shaped like Node's fs errors: code, errno, syscall, path. */
+static napi_value make_errno_error(napi_env env, int err, const char *syscall, const char *path) {
   const char *code = strerrorname_np(err);
   char msg[PATH_BUF + 160];
   snprintf(msg, sizeof msg, "%s: %s, %s '%s'", code ? code : "EUNKNOWN", strerror(err), syscall,
@@ -37,11 +37,16 @@ static napi_value throw_errno(napi_env env, int err, const char *syscall, const 
   napi_set_named_property(env, error, "errno", v);
   napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &v);
   napi_set_named_property(env, error, "syscall", v);
-  if (path) {
+  if (path && *path) {
     napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &v);
     napi_set_named_property(env, error, "path", v);
   }
-  napi_throw(env, error);
+  return error;
+}
+
+/* Throws an Error shaped like Node's fs errors. Returns NULL for convenience. */
+static napi_value throw_errno(napi_env env, int err, const char *syscall, const char *path) {
+  napi_throw(env, make_errno_error(env, err, syscall, path));
   return NULL;
 }
 
@@ -294,24 +299,6 @@ static void create_file_execute(napi_env env, void *data) {
   }
 }
 
-static napi_value make_errno_error(napi_env env, int err, const char *syscall, const char *path) {
-  const char *code = strerrorname_np(err);
-  char msg[PATH_BUF + 160];
-  snprintf(msg, sizeof msg, "%s: %s, %s '%s'", code ? code : "EUNKNOWN", strerror(err), syscall,
-           path);
-  napi_value message, error, v;
-  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
-  napi_create_error(env, NULL, message, &error);
-  napi_create_string_utf8(env, code ? code : "EUNKNOWN", NAPI_AUTO_LENGTH, &v);
-  napi_set_named_property(env, error, "code", v);
-  napi_create_int32(env, -err, &v);
-  napi_set_named_property(env, error, "errno", v);
-  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &v);
-  napi_set_named_property(env, error, "syscall", v);
-  napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &v);
-  napi_set_named_property(env, error, "path", v);
-  return error;
-}
 
 static void create_file_complete(napi_env env, napi_status status, void *data) {
   create_file_t *c = data;

@@ -16,6 +16,7 @@
  */
 import { lstatSync, readlinkSync, rmSync, type Stats } from 'node:fs'
 import { sys } from '../internal/sys.js'
+import { components } from '../internal/root-resolver.js'
 
 const SLASH = 0x2f
 const MAX_SYMLINKS = 255
@@ -63,19 +64,6 @@ export type MakeDir = (
 
 export function join(dir: Buffer, name: Buffer): Buffer {
   return Buffer.concat([dir, Buffer.of(SLASH), name])
-}
-
-/** Components of a path, empty ones and `.` dropped (`..` kept: resolution handles it). */
-export function components(p: Buffer): Buffer[] {
-  const out: Buffer[] = []
-  let start = 0
-  for (let i = 0; i <= p.length; i++) {
-    if (i === p.length || p[i] === SLASH) {
-      if (i > start && !(i - start === 1 && p[start] === 0x2e)) out.push(p.subarray(start, i))
-      start = i + 1
-    }
-  }
-  return out
 }
 
 const isDotDot = (c: Buffer): boolean => c.length === 2 && c[0] === 0x2e && c[1] === 0x2e

@@ -5,9 +5,6 @@
  * and an exit status by error kind.
  */
 import { reportError, UsageError, type GlobalOptions } from './output.js'
-import { tarSplit } from './commands/tar-split.js'
-import { layer } from './commands/layer.js'
-import { rw } from './commands/rw.js'
 
 const HELP = `Usage: layerstore [--root DIR] [--driver overlay2|vfs] [--json] [--quiet] COMMAND ...
 
@@ -25,7 +22,12 @@ Global options:
 `
 
 type Command = (argv: string[], global: GlobalOptions) => Promise<number>
-const COMMANDS: Readonly<Record<string, Command>> = { 'tar-split': tarSplit, layer, rw }
+/** Commands are loaded when used: `tar-split` needs none of the store (nor its addon). */
+const COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
+  'tar-split': async () => (await import('./commands/tar-split.js')).tarSplit,
+  layer: async () => (await import('./commands/layer.js')).layer,
+  rw: async () => (await import('./commands/rw.js')).rw,
+}
 
 /** Splits the global options off the front of argv. */
 function parseGlobal(argv: string[]): { global: GlobalOptions; rest: string[] } {
@@ -66,9 +68,11 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(HELP)
       return name === undefined ? 2 : 0
     }
-    const command = COMMANDS[name]
-    if (command === undefined) throw new UsageError(`Unknown command "${name}" (try --help)`)
-    return await command(args, global)
+    const load = COMMANDS[name]
+    if (load === undefined) throw new UsageError(`Unknown command "${name}" (try --help)`)
+    return await (
+      await load()
+    )(args, global)
   } catch (err) {
     return reportError(err, json)
   }

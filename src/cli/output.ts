@@ -9,6 +9,11 @@ export interface GlobalOptions {
   readonly driver?: string
 }
 
+/** A command's result: `json` with --json, else `text`. */
+export function print(global: GlobalOptions, json: unknown, text: string): void {
+  process.stdout.write(global.json ? JSON.stringify(json) + '\n' : text)
+}
+
 /** A command-line mistake: exit status 2 with the usage hint. */
 export class UsageError extends Error {
   override name = 'UsageError'

@@ -8,7 +8,7 @@ import type { ChainId } from '../../digest/digest.js'
 import { decompress } from '../../archive/decompress.js'
 import type { LayerInfo, LayerMetadata } from '../../layer/types.js'
 import { openStore } from '../open-store.js'
-import { UsageError, type GlobalOptions } from '../output.js'
+import { print, UsageError, type GlobalOptions } from '../output.js'
 import { stdoutSink } from '../stdout-sink.js'
 
 export const HELP = `Usage:
@@ -47,10 +47,6 @@ export function layerJson(l: LayerInfo): Record<string, unknown> {
 
 function removedJson(m: LayerMetadata): Record<string, unknown> {
   return { chainId: m.chainId, diffId: m.diffId, size: m.size, diffSize: m.diffSize }
-}
-
-function print(global: GlobalOptions, json: unknown, text: string): void {
-  process.stdout.write(global.json ? JSON.stringify(json) + '\n' : text)
 }
 
 export async function layer(argv: string[], global: GlobalOptions): Promise<number> {

@@ -6,7 +6,7 @@ import { chainIdArg } from '../args.js'
 import type { RwLayer } from '../../layer/types.js'
 import type { LayerStore } from '../../layer/layer-store.js'
 import { openStore } from '../open-store.js'
-import { UsageError, type GlobalOptions } from '../output.js'
+import { print, UsageError, type GlobalOptions } from '../output.js'
 import { stdoutSink } from '../stdout-sink.js'
 import { layerJson } from './layer.js'
 
@@ -36,10 +36,6 @@ Options:
   -o, --output F   diff: where the tar goes (default standard output)
   -h, --help       this text
 `
-
-function print(global: GlobalOptions, json: unknown, text: string): void {
-  process.stdout.write(global.json ? JSON.stringify(json) + '\n' : text)
-}
 
 async function withRw<T>(
   store: LayerStore,

@@ -107,3 +107,24 @@ test('createFile writes a new file off the main thread, never over an existing n
   })
   assert.throws(() => lstatSync(join(dir, 'nowhere')), { code: 'ENOENT' })
 })
+
+test('createFiles creates a batch of files in one job, each with its own result', async (t) => {
+  const dir = scratch()
+  t.after(() => rmSync(dir, { recursive: true }))
+  writeFileSync(join(dir, 'taken'), 'old')
+  const names = ['a', 'taken', 'b']
+  const meta = new Float64Array(names.length * 9)
+  names.forEach((_, i) => meta.set([0o640, -1, -1, 1, 2, 1_700_000_000, 7, 0, 0], i * 9))
+  const results = await sys.createFiles(
+    names.map((n) => Buffer.from(join(dir, n))),
+    names.map((n) => [Buffer.from(n), Buffer.from('!')]),
+    meta,
+  )
+  assert.equal(results[0], undefined)
+  assert.equal((results[1] as NodeJS.ErrnoException).code, 'EEXIST')
+  assert.equal(results[2], undefined)
+  assert.equal(readFileSync(join(dir, 'b'), 'utf8'), 'b!')
+  assert.equal(readFileSync(join(dir, 'taken'), 'utf8'), 'old')
+  assert.equal(statSync(join(dir, 'a'), { bigint: true }).mtimeNs, 1_700_000_000_000_000_007n)
+  assert.throws(() => sys.createFiles([Buffer.from('a\0b')], [[]], new Float64Array(9)), TypeError)
+})

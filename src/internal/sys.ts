@@ -60,6 +60,17 @@ export interface Sys {
     mtimeNsec: number,
     chmod: boolean,
   ): Promise<void>
+  /**
+   * createFile for a batch of files in one thread-pool job (one N-API job and its promise cost
+   * ~15 µs of main-thread time). `meta` holds 9 numbers per file: mode, uid (< 0: no chown),
+   * gid, atimeSec, atimeNsec, mtimeSec, mtimeNsec, chmod (0 or 1), unused. Resolves with one
+   * result per file: undefined, or its fs-style error.
+   */
+  createFiles(
+    paths: readonly Buffer[],
+    chunks: readonly (readonly Uint8Array[])[],
+    meta: Float64Array,
+  ): Promise<(Error | undefined)[]>
   /** flock(2), waited for on the thread pool; the kernel drops it when the process dies. */
   flock(fd: number, exclusive: boolean): Promise<void>
   /** flock(2) with LOCK_NB: false when another open file holds it. */

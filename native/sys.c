@@ -235,148 +235,6 @@ static napi_value js_syncfs(napi_env env, napi_callback_info info) {
 }
 
 
-/*
- * createFile(path, chunks: Buffer[], mode, uid, gid, atimeSec, atimeNsec, mtimeSec, mtimeNsec,
- * chmod: boolean): Promise<void>. Creates a new file (O_EXCL|O_NOFOLLOW: never an existing
- * name, never through a symlink), writes the chunks, sets owner (uid < 0: left as is), mode
- * (when `chmod`: the umask or special bits need it) and times, and closes it, all on a thread
- * of libuv's pool: one round trip per small file instead of five, and file creation runs on
- * several cores while the main thread parses the next entries. Rejects with an fs-style error.
- */
-typedef struct {
-  napi_async_work work;
-  napi_deferred deferred;
-  napi_ref chunks_ref;
-  char path[PATH_BUF];
-  struct iovec *iov;
-  size_t iovcnt;
-  mode_t mode;
-  int64_t uid, gid;
-  struct timespec ts[2];
-  bool chmod;
-  int err;
-  const char *syscall;
-} create_file_t;
-
-static void create_file_execute(napi_env env, void *data) {
-  (void)env;
-  create_file_t *c = data;
-  int fd = open(c->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, c->mode & 0777);
-  if (fd < 0) {
-    c->err = errno;
-    c->syscall = "open";
-    return;
-  }
-  for (size_t i = 0; i < c->iovcnt; i++) {
-    char *p = c->iov[i].iov_base;
-    size_t left = c->iov[i].iov_len;
-    while (left > 0) {
-      ssize_t n = write(fd, p, left);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        c->err = errno;
-        c->syscall = "write";
-        close(fd);
-        return;
-      }
-      p += n;
-      left -= (size_t)n;
-    }
-  }
-  if (c->uid >= 0 && fchown(fd, (uid_t)c->uid, (gid_t)c->gid) != 0) {
-    c->err = errno;
-    c->syscall = "fchown";
-  } else if (c->chmod && fchmod(fd, c->mode & 07777) != 0) {
-    c->err = errno;
-    c->syscall = "fchmod";
-  } else if (futimens(fd, c->ts) != 0) {
-    c->err = errno;
-    c->syscall = "futimens";
-  }
-  if (close(fd) != 0 && c->err == 0) {
-    c->err = errno;
-    c->syscall = "close";
-  }
-}
-
-
-static void create_file_complete(napi_env env, napi_status status, void *data) {
-  create_file_t *c = data;
-  if (status != napi_ok && c->err == 0) {
-    c->err = ECANCELED;
-    c->syscall = "createFile";
-  }
-  if (c->err == 0) {
-    napi_value undef;
-    napi_get_undefined(env, &undef);
-    napi_resolve_deferred(env, c->deferred, undef);
-  } else {
-    napi_reject_deferred(env, c->deferred, make_errno_error(env, c->err, c->syscall, c->path));
-  }
-  napi_delete_reference(env, c->chunks_ref);
-  napi_delete_async_work(env, c->work);
-  free(c->iov);
-  free(c);
-}
-
-static napi_value js_create_file(napi_env env, napi_callback_info info) {
-  napi_value argv[10], promise;
-  create_file_t *c = calloc(1, sizeof *c);
-  if (!c) return throw_errno(env, ENOMEM, "createFile", NULL);
-  int64_t mode;
-  bool is_array = false, chmod_flag = false;
-  uint32_t n = 0;
-  if (!get_args(env, info, 10, argv) || !get_path(env, argv[0], c->path, sizeof c->path) ||
-      napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array ||
-      !get_i64(env, argv[2], &mode) || !get_i64(env, argv[3], &c->uid) ||
-      !get_i64(env, argv[4], &c->gid) || !get_times(env, argv + 5, c->ts) ||
-      napi_get_value_bool(env, argv[9], &chmod_flag) != napi_ok) {
-    free(c);
-    return throw_type(env, "createFile(path, chunks, mode, uid, gid, atime, atimeNsec, mtime, mtimeNsec, chmod)");
-  }
-  napi_get_array_length(env, argv[1], &n);
-  c->iov = calloc(n > 0 ? n : 1, sizeof *c->iov);
-  if (!c->iov) {
-    free(c);
-    return throw_errno(env, ENOMEM, "createFile", NULL);
-  }
-  for (uint32_t i = 0; i < n; i++) {
-    napi_value el;
-    void *base;
-    size_t len;
-    bool is_buf = false, is_ta = false;
-    napi_get_element(env, argv[1], i, &el);
-    napi_is_buffer(env, el, &is_buf);
-    if (!is_buf) napi_is_typedarray(env, el, &is_ta);
-    if (is_buf) {
-      napi_get_buffer_info(env, el, &base, &len);
-    } else if (is_ta) {
-      napi_typedarray_type type;
-      napi_value ab;
-      size_t off;
-      napi_get_typedarray_info(env, el, &type, &len, &base, &ab, &off);
-      if (type != napi_uint8_array) is_ta = false;
-    }
-    if (!is_buf && !is_ta) {
-      free(c->iov);
-      free(c);
-      return throw_type(env, "createFile: chunks must be Uint8Arrays");
-    }
-    c->iov[i].iov_base = base;
-    c->iov[i].iov_len = len;
-  }
-  c->iovcnt = n;
-  c->mode = (mode_t)mode;
-  c->chmod = chmod_flag;
-  /* The chunks stay alive (and unmoved: their backing stores are off-heap) until completion. */
-  napi_create_reference(env, argv[1], 1, &c->chunks_ref);
-  napi_value name;
-  napi_create_string_utf8(env, "layerstore.createFile", NAPI_AUTO_LENGTH, &name);
-  napi_create_promise(env, &c->deferred, &promise);
-  napi_create_async_work(env, NULL, name, create_file_execute, create_file_complete, c, &c->work);
-  napi_queue_async_work(env, c->work);
-  return promise;
-}
 
 /*
  * flock(fd, exclusive): Promise<void>. Waits for a whole-file lock on a thread of libuv's
@@ -461,8 +319,10 @@ static napi_value js_funlock(napi_env env, napi_callback_info info) {
 
 /*
  * createFiles(paths: Buffer[], chunks: Uint8Array[][], meta: Float64Array): Promise<(Error |
- * undefined)[]>. createFile for a batch of files in one thread-pool job: an N-API job and its
- * promise cost ~15 µs of main-thread time, far more than creating a small file's description.
+ * undefined)[]>. Creates new files on a thread of libuv's pool, a batch per job: an N-API job
+ * and its promise cost ~15 µs of main-thread time, far more than describing a small file.
+ * Each file: open(O_CREAT|O_EXCL|O_NOFOLLOW: never an existing name, never through a symlink),
+ * the chunks written, fchown (uid < 0: left as is), fchmod (when asked), futimens, close.
  * `meta` holds 9 numbers per file: mode, uid, gid, atimeSec, atimeNsec, mtimeSec, mtimeNsec,
  * chmod (0/1), unused. Files are created in order; each gets its own result.
  */
@@ -669,7 +529,6 @@ static napi_value init(napi_env env, napi_value exports) {
       {"lutimens", NULL, js_lutimens, NULL, NULL, NULL, napi_enumerable, NULL},
       {"futimens", NULL, js_futimens, NULL, NULL, NULL, napi_enumerable, NULL},
       {"syncfs", NULL, js_syncfs, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"createFile", NULL, js_create_file, NULL, NULL, NULL, napi_enumerable, NULL},
       {"createFiles", NULL, js_create_files, NULL, NULL, NULL, napi_enumerable, NULL},
       {"flock", NULL, js_flock, NULL, NULL, NULL, napi_enumerable, NULL},
       {"tryFlock", NULL, js_try_flock, NULL, NULL, NULL, napi_enumerable, NULL},

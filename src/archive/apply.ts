@@ -66,8 +66,8 @@ const WH_PLNK = '.wh..wh.plnk'
 const O_NEW_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW
 const EUID = process.geteuid?.() ?? -1
 /**
- * Files up to this size without xattrs are created on libuv's thread pool, a whole file per
- * job (sys.createFile): creation costs tens of microseconds of kernel time, which then runs
+ * Files up to this size without xattrs are created on libuv's thread pool, whole files in
+ * batches (sys.createFiles): creation costs tens of microseconds of kernel time, which then runs
  * on other cores while this thread parses the next entries. Bounded, for flat memory.
  */
 const SMALL_FILE = 1 << 20

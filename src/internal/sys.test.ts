@@ -86,23 +86,33 @@ test(
   },
 )
 
-test('createFile writes a new file off the main thread, never over an existing name', async (t) => {
+test('createFiles writes a new file off the main thread, never over an existing name', async (t) => {
   const dir = scratch()
   t.after(() => rmSync(dir, { recursive: true }))
   const f = join(dir, 'f')
   const chunks = [Buffer.from('hello '), new Uint8Array([119, 111, 114, 108, 100])]
-  await sys.createFile(Buffer.from(f), chunks, 0o4711, -1, -1, 7, 8, 1_600_000_000, 999, true)
+  const one = (path: string, data: Uint8Array[], mode: number, chmod: boolean) =>
+    sys
+      .createFiles(
+        [Buffer.from(path)],
+        [data],
+        Float64Array.of(mode, -1, -1, 7, 8, 1_600_000_000, 999, chmod ? 1 : 0, 0),
+      )
+      .then(([err]) => {
+        if (err !== undefined) throw err
+      })
+  await one(f, chunks, 0o4711, true)
   assert.equal(readFileSync(f, 'utf8'), 'hello world')
   const st = statSync(f, { bigint: true })
   assert.equal(Number(st.mode) & 0o7777, 0o4711)
   assert.equal(st.mtimeNs, 1_600_000_000_000_000_999n)
-  await assert.rejects(sys.createFile(f, [], 0o644, -1, -1, 0, 0, 0, 0, false), {
+  await assert.rejects(one(f, [], 0o644, false), {
     code: 'EEXIST',
     syscall: 'open',
     path: f,
   })
   symlinkSync('nowhere', join(dir, 'l'))
-  await assert.rejects(sys.createFile(join(dir, 'l'), [], 0o644, -1, -1, 0, 0, 0, 0, false), {
+  await assert.rejects(one(join(dir, 'l'), [], 0o644, false), {
     code: 'EEXIST',
   })
   assert.throws(() => lstatSync(join(dir, 'nowhere')), { code: 'ENOENT' })

@@ -43,26 +43,11 @@ export interface Sys {
   /** syncfs(2): flushes the filesystem holding `fd`. */
   syncfs(fd: number): void
   /**
-   * Creates a new file on a thread of libuv's pool: open(O_CREAT|O_EXCL|O_NOFOLLOW) with
-   * `mode & 0o777`, the chunks written in order, fchown (unless `uid` < 0), fchmod to
-   * `mode & 0o7777` (when `chmod`), futimens, close. The chunks must not change until the
-   * promise settles. Rejects with an fs-style error.
-   */
-  createFile(
-    path: SysPath,
-    chunks: readonly Uint8Array[],
-    mode: number,
-    uid: number,
-    gid: number,
-    atimeSec: number,
-    atimeNsec: number,
-    mtimeSec: number,
-    mtimeNsec: number,
-    chmod: boolean,
-  ): Promise<void>
-  /**
-   * createFile for a batch of files in one thread-pool job (one N-API job and its promise cost
-   * ~15 µs of main-thread time). `meta` holds 9 numbers per file: mode, uid (< 0: no chown),
+   * Creates new files on a thread of libuv's pool, a batch per job (one N-API job and its
+   * promise cost ~15 µs of main-thread time): open(O_CREAT|O_EXCL|O_NOFOLLOW) with
+   * `mode & 0o777`, the chunks written in order, fchown (unless uid < 0), fchmod to
+   * `mode & 0o7777` (when chmod is 1), futimens, close. The chunks must not change until the
+   * promise settles. `meta` holds 9 numbers per file: mode, uid (< 0: no chown),
    * gid, atimeSec, atimeNsec, mtimeSec, mtimeNsec, chmod (0 or 1), unused. Resolves with one
    * result per file: undefined, or its fs-style error.
    */

@@ -151,10 +151,7 @@ export class Applier {
   /** The first failure of a file created in the background, thrown at the next call. */
   #failure: Error | undefined
 
-  constructor(
-    target: string,
-    options: ApplyOptions & { readonly lowers?: readonly string[] } = {},
-  ) {
+  constructor(target: string, options: ApplyOptions = {}) {
     this.#target = Buffer.from(resolvePath(target))
     this.#options = options
     this.#overlay = options.whiteoutFormat === 'overlay'
@@ -695,7 +692,7 @@ export class Applier {
 export async function apply(
   source: ByteSource,
   dir: string,
-  options: ApplyOptions & { readonly lowers?: readonly string[] } = {},
+  options: ApplyOptions = {},
 ): Promise<ApplyResult> {
   const applier = new Applier(dir, options)
   const reader = new TarReader(source, options.signal ? { signal: options.signal } : {})

@@ -27,6 +27,12 @@ export interface IdMappings {
 export interface ApplyOptions {
   /** How whiteouts are represented on disk (default `aufs`). */
   readonly whiteoutFormat?: WhiteoutFormat
+  /**
+   * Overlay form: the directories of the layers below the target, top first. Names resolve in
+   * their merged view (a lower layer's file is copied up for a hard link, its symlinks are
+   * followed), as the kernel will show the stack.
+   */
+  readonly lowers?: readonly string[]
   /** Container → host id mapping (user namespaces); unmapped ids fail the apply. */
   readonly idMappings?: IdMappings
   /** Do not change ownership (unprivileged stores): files belong to the caller. */

@@ -45,7 +45,7 @@ const debug = debuglog('layerstore:drivers')
 const CLOCK_MARGIN_MS = 20
 
 /** What applyDiff passes to archive's apply (the whiteout format is always `aufs`). */
-export type NaiveApplyOptions = Omit<ApplyOptions, 'signal' | 'whiteoutFormat'>
+export type NaiveApplyOptions = Omit<ApplyOptions, 'signal' | 'whiteoutFormat' | 'lowers'>
 
 export interface NaiveDiffOptions {
   readonly apply?: NaiveApplyOptions

@@ -3,7 +3,8 @@
     {
       "target_name": "layerstore_sys",
       "sources": ["native/sys.c"],
-      "cflags": ["-O2", "-Wall", "-Wextra", "-std=c11"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-std=c11", "-pthread"],
+      "ldflags": ["-pthread"],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"]
     }
   ]

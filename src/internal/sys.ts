@@ -1,10 +1,10 @@
 /**
  * Linux system calls that Node's fs lacks, from the small native addon in native/sys.c (built
  * by node-gyp at install time): device nodes, extended attributes of the link itself,
- * nanosecond timestamps that never follow a final symlink, syncfs.
+ * nanosecond timestamps that never follow a final symlink, syncfs, flock, mount.
  *
- * Every call is synchronous (a single system call each, cheaper than a thread-pool round
- * trip) and throws errors shaped like Node's fs errors: `code` ('EPERM'...), `errno`,
+ * Calls are synchronous (a single system call each, cheaper than a thread-pool round trip)
+ * unless they return a promise (batches, waits, mounts), and fail with errors shaped like Node's fs errors: `code` ('EPERM'...), `errno`,
  * `syscall`, `path`. Paths are Buffers or strings; Buffers carry names that are not UTF-8.
  * A path of PATH_MAX (4096) bytes or more is a TypeError, not ENAMETOOLONG.
  */
@@ -62,6 +62,21 @@ export interface Sys {
   tryFlock(fd: number, exclusive: boolean): boolean
   /** flock(2) LOCK_UN. */
   funlock(fd: number): void
+  /**
+   * mount(2) on the thread pool. With `cwd`, from a thread that unshared its filesystem
+   * context and changed into `cwd`, so relative paths in `data` resolve there; the process's
+   * working directory never moves.
+   */
+  mount(
+    source: SysPath,
+    target: SysPath,
+    fstype: string,
+    flags: number,
+    data: string,
+    cwd?: SysPath,
+  ): Promise<void>
+  /** umount2(2) on the thread pool. */
+  umount2(target: SysPath, flags: number): Promise<void>
 }
 
 /** The addon node-gyp built at install time: <package>/build/Release (this file is dist/internal). */
@@ -73,3 +88,7 @@ export const S_IFMT = 0o170000
 export const S_IFCHR = 0o020000
 export const S_IFBLK = 0o060000
 export const S_IFIFO = 0o010000
+
+/** mount(2) flags and umount2(2) flags. */
+export const MS_RDONLY = 1
+export const MNT_DETACH = 2

@@ -50,17 +50,47 @@ function sameMtime(a: bigint, b: bigint): boolean {
  * devices (0o060000) pass too, so their mtime and size are ignored as well: kept, so that
  * both report the same changes.
  */
-function statDifferent(o: BigIntStats, n: BigIntStats): boolean {
+export function statDifferent(o: BigIntStats, n: BigIntStats): boolean {
   if (o.mode !== n.mode || o.uid !== n.uid || o.gid !== n.gid || o.rdev !== n.rdev) return true
   if ((Number(o.mode) & S_IFDIR) === S_IFDIR) return false
   return o.size !== n.size || !sameMtime(o.mtimeNs, n.mtimeNs)
 }
 
-function join(a: Buffer, b: Buffer): Buffer {
+/** The file capability of the node at host path `host` (`rel` in the tree, for errors). */
+function capability(host: Buffer, rel: Buffer): Buffer | undefined {
+  try {
+    return sys.lgetxattr(host, CAPABILITY)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw ioError(err, rel)
+  }
+}
+
+/**
+ * Docker's test of a node present in both trees: their stats differ or their file
+ * capabilities do. `o` and `n` are the lstat results of `oldHost` and `newHost`; `rel` names
+ * the node in errors.
+ */
+export function nodeModified(
+  o: BigIntStats,
+  n: BigIntStats,
+  oldHost: Buffer,
+  newHost: Buffer,
+  rel: Buffer,
+): boolean {
+  if (statDifferent(o, n)) return true
+  const oc = capability(oldHost, rel)
+  const nc = capability(newHost, rel)
+  return oc === undefined || nc === undefined ? oc !== nc : !oc.equals(nc)
+}
+
+/** `a/b` of two path buffers. */
+export function join(a: Buffer, b: Buffer): Buffer {
   return Buffer.concat([a, SLASH, b])
 }
 
-function ioError(err: unknown, rel: Buffer): ArchiveIoError {
+/** A failed fs call while comparing trees, `rel` the path inside the tree ('' for the root). */
+export function ioError(err: unknown, rel: Buffer): ArchiveIoError {
   const code = (err as NodeJS.ErrnoException).code ?? 'error'
   const path = rel.length === 0 ? '/' : rel.toString('utf8')
   return new ArchiveIoError('ARCHIVE_EXPORT_FAILED', `Cannot compare trees (${code})`, path, {
@@ -68,29 +98,39 @@ function ioError(err: unknown, rel: Buffer): ArchiveIoError {
   })
 }
 
-class Walker {
-  readonly changes: Change[] = []
-  readonly #newRoot: Buffer
-  readonly #oldRoot: Buffer
+/** Counts synchronous fs calls and lets the event loop run every {@link CALLS_PER_TURN}. */
+export class Pacer {
   readonly #signal: AbortSignal | undefined
   #calls = 0
 
-  constructor(newRoot: Buffer, oldRoot: Buffer, signal: AbortSignal | undefined) {
-    this.#newRoot = newRoot
-    this.#oldRoot = oldRoot
+  constructor(signal: AbortSignal | undefined) {
     this.#signal = signal
   }
 
-  /** Counts fs calls; true when it is time to let the event loop run ({@link #yield}). */
-  #count(calls: number): boolean {
+  /** Counts fs calls; true when it is time to let the event loop run ({@link yield}). */
+  count(calls: number): boolean {
     this.#calls += calls
     return this.#calls >= CALLS_PER_TURN
   }
 
-  async #yield(): Promise<void> {
+  /** Lets the event loop run, then throws if the signal has aborted. */
+  async yield(): Promise<void> {
     this.#calls = 0
     await yieldToLoop()
     this.#signal?.throwIfAborted()
+  }
+}
+
+class Walker {
+  readonly changes: Change[] = []
+  readonly #newRoot: Buffer
+  readonly #oldRoot: Buffer
+  readonly #pacer: Pacer
+
+  constructor(newRoot: Buffer, oldRoot: Buffer, signal: AbortSignal | undefined) {
+    this.#newRoot = newRoot
+    this.#oldRoot = oldRoot
+    this.#pacer = new Pacer(signal)
   }
 
   #push(pathRaw: Buffer, kind: ChangeKind): void {
@@ -116,21 +156,6 @@ class Walker {
     }
   }
 
-  #capability(root: Buffer, rel: Buffer): Buffer | undefined {
-    try {
-      return sys.lgetxattr(Buffer.concat([root, rel]), CAPABILITY)
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-      throw ioError(err, rel)
-    }
-  }
-
-  #sameCapability(rel: Buffer): boolean {
-    const o = this.#capability(this.#oldRoot, rel)
-    const n = this.#capability(this.#newRoot, rel)
-    return o === undefined || n === undefined ? o === n : o.equals(n)
-  }
-
   /**
    * A node only in the new tree: it and everything below it are Adds. Below it only the
    * directories matter, which readdir's file types tell without an lstat per node.
@@ -145,7 +170,7 @@ class Walker {
     } catch (err) {
       throw ioError(err, rel)
     }
-    if (this.#count(entries.length + 1)) await this.#yield()
+    if (this.#pacer.count(entries.length + 1)) await this.#pacer.yield()
     for (const e of entries) {
       if (e.isDirectory()) await this.added(join(rel, e.name), true)
       else this.#push(join(rel, e.name), 'A')
@@ -156,7 +181,7 @@ class Walker {
   async compareDir(rel: Buffer, oldIsDir: boolean): Promise<void> {
     const news = this.#list(this.#newRoot, rel)
     const olds = oldIsDir ? this.#list(this.#oldRoot, rel) : []
-    if (this.#count(2)) await this.#yield()
+    if (this.#pacer.count(2)) await this.#pacer.yield()
     let i = 0
     let j = 0
     while (i < news.length || j < olds.length) {
@@ -172,7 +197,7 @@ class Walker {
         j++
         o = this.#lstat(this.#oldRoot, child)
       }
-      if (this.#count(2)) await this.#yield()
+      if (this.#pacer.count(2)) await this.#pacer.yield()
       if (n === undefined) {
         if (o !== undefined) this.#push(child, 'D')
       } else if (o === undefined) {
@@ -184,7 +209,9 @@ class Walker {
   }
 
   async #compareNode(rel: Buffer, o: BigIntStats, n: BigIntStats): Promise<void> {
-    const modified = statDifferent(o, n) || !this.#sameCapability(rel)
+    const oldHost = Buffer.concat([this.#oldRoot, rel])
+    const newHost = Buffer.concat([this.#newRoot, rel])
+    const modified = nodeModified(o, n, oldHost, newHost, rel)
     if (modified) this.#push(rel, 'C')
     if (!isDir(n)) return
     const before = this.changes.length
@@ -195,7 +222,8 @@ class Walker {
   }
 }
 
-function rootPath(dir: string): Buffer {
+/** A directory argument as path bytes, without a trailing slash. */
+export function rootPath(dir: string): Buffer {
   const b = Buffer.from(dir)
   return b.length > 1 && b[b.length - 1] === 0x2f ? b.subarray(0, -1) : b
 }

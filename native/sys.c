@@ -13,6 +13,7 @@
 #include <string.h>
 #include <pthread.h>
 #include <sched.h>
+#include <dirent.h>
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -658,6 +659,34 @@ static napi_value js_umount2(napi_env env, napi_callback_info info) {
   return queue_mount(env, m);
 }
 
+/*
+ * hasDirentTypes(dir): whether readdir(3) on `dir` reports file types (d_type). overlayfs
+ * needs them on the backing filesystem (xfs made with ftype=0 has none); Node's readdir hides
+ * the answer by falling back to lstat.
+ */
+static napi_value js_has_dirent_types(napi_env env, napi_callback_info info) {
+  napi_value argv[1], result;
+  char path[PATH_BUF];
+  if (!get_args(env, info, 1, argv) || !get_path(env, argv[0], path, sizeof path))
+    return throw_type(env, "hasDirentTypes(dir)");
+  DIR *d = opendir(path);
+  if (!d) return throw_errno(env, errno, "opendir", path);
+  bool typed = true;
+  struct dirent *e;
+  errno = 0;
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_type == DT_UNKNOWN) {
+      typed = false;
+      break;
+    }
+  }
+  int err = errno;
+  closedir(d);
+  if (typed && err != 0) return throw_errno(env, err, "readdir", path);
+  napi_get_boolean(env, typed, &result);
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"mknod", NULL, js_mknod, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -674,6 +703,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"funlock", NULL, js_funlock, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mount", NULL, js_mount, NULL, NULL, NULL, napi_enumerable, NULL},
       {"umount2", NULL, js_umount2, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"hasDirentTypes", NULL, js_has_dirent_types, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -22,7 +22,24 @@ export class FileLock {
   }
 
   /** Waits for the lock on `path` (created, with its directory, if missing). */
-  static async acquire(path: string): Promise<FileLock> {
+  static acquire(path: string): Promise<FileLock> {
+    return FileLock.#acquire(path, (key) => {
+      mkdirSync(dirname(key), { recursive: true, mode: 0o700 })
+      return openSync(key, constants.O_RDWR | constants.O_CREAT, 0o600)
+    })
+  }
+
+  /**
+   * Waits for the lock on directory `dir` itself (it must exist): a lock per directory
+   * without a lock file in it, for state that lives and dies with the directory.
+   */
+  static acquireDir(dir: string): Promise<FileLock> {
+    return FileLock.#acquire(dir, (key) =>
+      openSync(key, constants.O_RDONLY | constants.O_DIRECTORY),
+    )
+  }
+
+  static async #acquire(path: string, open: (key: string) => number): Promise<FileLock> {
     const key = resolve(path)
     const previous = queues.get(key) ?? Promise.resolve()
     let releaseQueue!: () => void
@@ -36,8 +53,7 @@ export class FileLock {
     await previous
     let fd: number | undefined
     try {
-      mkdirSync(dirname(key), { recursive: true, mode: 0o700 })
-      fd = openSync(key, constants.O_RDWR | constants.O_CREAT, 0o600)
+      fd = open(key)
       if (!sys.tryFlock(fd, true)) await sys.flock(fd, true)
       return new FileLock(fd, done)
     } catch (err) {

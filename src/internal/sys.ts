@@ -77,6 +77,8 @@ export interface Sys {
   ): Promise<void>
   /** umount2(2) on the thread pool. */
   umount2(target: SysPath, flags: number): Promise<void>
+  /** Whether readdir(3) of `dir` reports file types (d_type) for every entry. */
+  hasDirentTypes(dir: SysPath): boolean
 }
 
 /** The addon node-gyp built at install time: <package>/build/Release (this file is dist/internal). */

@@ -11,7 +11,9 @@
  * Differences from Docker, none visible in the result: a deleted subtree is not descended
  * (its children are never reported), nor is the old side of a directory replaced by a file;
  * below an added directory readdir's file types replace lstat (only directories matter
- * there); capabilities are read only where both sides exist and their stats agree (elsewhere
+ * there, and character devices, which are lstat'ed: overlayfs lists the whiteouts of a
+ * directory it does not merge, yet lstat finds no such node, and Docker reports only what
+ * lstat finds); capabilities are read only where both sides exist and their stats agree (elsewhere
  * the answer does not depend on them); inodes are compared with lstat's st_ino and st_dev of
  * the two nodes, not getdents' d_ino and the parents' devices.
  */
@@ -172,8 +174,11 @@ class Walker {
     }
     if (this.#pacer.count(entries.length + 1)) await this.#pacer.yield()
     for (const e of entries) {
-      if (e.isDirectory()) await this.added(join(rel, e.name), true)
-      else this.#push(join(rel, e.name), 'A')
+      const child = join(rel, e.name)
+      if (e.isDirectory()) await this.added(child, true)
+      // overlayfs lists a whiteout of a directory it does not merge, but lstat finds nothing
+      else if (!e.isCharacterDevice() || this.#lstat(this.#newRoot, child) !== undefined)
+        this.#push(child, 'A')
     }
   }
 
@@ -187,7 +192,10 @@ class Walker {
     while (i < news.length || j < olds.length) {
       const c = i === news.length ? 1 : j === olds.length ? -1 : Buffer.compare(news[i]!, olds[j]!)
       if (c > 0) {
-        this.#push(join(rel, olds[j++]!), 'D')
+        // Only what lstat finds was deleted (a listed overlayfs whiteout is not there).
+        const child = join(rel, olds[j++]!)
+        if (this.#lstat(this.#oldRoot, child) !== undefined) this.#push(child, 'D')
+        if (this.#pacer.count(1)) await this.#pacer.yield()
         continue
       }
       const child = join(rel, news[i++]!)

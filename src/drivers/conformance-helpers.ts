@@ -35,9 +35,12 @@ export type DriverFactory = (root: string) => Promise<Driver>
 export const IS_ROOT = process.geteuid?.() === 0
 
 /** A fresh driver on a fresh root, both cleaned up when the test ends. */
-export async function setup(t: TestContext, make: DriverFactory): Promise<Driver> {
+export async function setup<D extends Driver>(
+  t: TestContext,
+  make: (root: string) => Promise<D>,
+): Promise<D> {
   const root = mkdtempSync(join(tmpdir(), 'layerstore-driver-'))
-  let driver: Driver
+  let driver: D
   try {
     driver = await make(root)
   } catch (err) {

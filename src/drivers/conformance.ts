@@ -43,6 +43,11 @@ export interface ConformanceOptions {
    * the diff makes (overlay2's native diff).
    */
   readonly applySize?: 'headers' | 'directory'
+  /**
+   * Whether a file's link count drops when a layer deletes another name of its inode (default
+   * true). Not on overlayfs: a lower file keeps the links its own layer gave it.
+   */
+  readonly layerNlink?: boolean
   /** Layers of the deep-chain test (default 20). */
   readonly depth?: number
   /** Files of the many-files test (default 2000). */

@@ -85,7 +85,7 @@ export function settleTime(dir: string, list: readonly Change[]): number {
 }
 
 /** `inner`, whose end is held back until `until` (ms since the epoch). */
-function endNoEarlierThan(inner: Readable, until: number): Readable {
+export function endNoEarlierThan(inner: Readable, until: number): Readable {
   async function* hold(): AsyncGenerator<Uint8Array> {
     try {
       for await (const chunk of inner) yield chunk as Uint8Array

@@ -234,7 +234,7 @@ export class LayerStore {
     mkdirSync(root, { recursive: true, mode: 0o711 })
     const lock = await FileLock.acquire(join(root, 'layerstore', 'lock'))
     try {
-      const driver = await openDriver(root, options.driver ?? 'vfs')
+      const driver = await openDriver(root, options.driver)
       const db = await LayerDb.open(root, driver.name)
       const store = new LayerStore(root, driver, db, options)
       await store.#finishOrphans()

@@ -100,7 +100,7 @@ export interface RegisterOptions {
 export interface LayerStoreOptions {
   /** The store root (a Docker data root). */
   readonly root: string
-  /** `vfs` (default) or `overlay2`. */
+  /** `overlay2` or `vfs`; default: the one the root uses, else overlay2 where supported, else vfs. */
   readonly driver?: string
   /** Problems found while opening (damaged records quarantined, orphans removed...). */
   readonly onWarning?: (code: LayerWarningCode, message: string) => void

@@ -1,28 +1,29 @@
 /**
  * Crash harness (issue "LayerStore"): a child process works on a store (register, release,
  * read-write layers) and is killed with SIGKILL at a random moment, 200 times on one root.
- * After each kill a fresh store opens cleanly; after cleanup() nothing is left over (no
- * write set, no `-removing` record, no driver directory without a record, no in-flight
- * marker); every layer it lists exports bytes that hash to its DiffID; and every layer whose
+ * On every driver. After each kill a fresh store opens cleanly; after cleanup() nothing is
+ * left over (no write set, no `-removing` record, no driver directory without a record, no
+ * in-flight marker, no overlay2 short link without its layer, no mount); every layer it lists exports bytes that hash to its DiffID; and every layer whose
  * register call had returned, and that was not being released, is still there.
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { existsSync, readdirSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { LayerStore } from './layer-store.js'
 import { scratch } from '../testing/corpus.js'
+import { driversUnderTest } from '../testing/drivers.js'
 
 const CHILD = fileURLToPath(new URL('../testing/store-crash-child.js', import.meta.url))
 const KILLS = Number(process.env['LAYERSTORE_CRASH_KILLS'] ?? 200)
 
 /** Runs the child until `ms` after it is ready, then kills it; returns what it printed. */
-function runAndKill(root: string, seed: number, ms: number): Promise<string[]> {
+function runAndKill(root: string, driver: string, seed: number, ms: number): Promise<string[]> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CHILD, root, String(seed)], {
+    const child = spawn(process.execPath, [CHILD, root, driver, String(seed)], {
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let out = ''
@@ -47,66 +48,91 @@ function listAll(dir: string): string[] {
   return existsSync(dir) ? readdirSync(dir) : []
 }
 
-test(
-  `crash harness: ${KILLS} kills at random points leave a consistent store`,
-  { timeout: 30 * 60_000 },
-  async () => {
-    const { dir: root, remove } = await scratch('layerstore-crash-')
+/** The driver's layer directories. */
+function driverIds(root: string, driver: string): string[] {
+  if (driver === 'vfs') return listAll(join(root, 'vfs', 'dir'))
+  return listAll(join(root, driver)).filter((n) => n !== 'l')
+}
+
+/** overlay2 short links whose target is gone. */
+function danglingLinks(root: string): string[] {
+  const links = join(root, 'overlay2', 'l')
+  return listAll(links).filter((n) => {
     try {
-      const mustExist = new Set<string>()
-      let seed = 12_345
-      let registered = 0
-      for (let i = 0; i < KILLS; i++) {
-        seed = (seed * 1_103_515_245 + 12_345) >>> 0
-        const lines = await runAndKill(root, seed, seed % 250)
-        for (const line of lines) {
-          const [what, id] = line.split(' ')
-          if (what === 'registered') {
-            mustExist.add(id!)
-            registered++
-          } else if (what === 'releasing') mustExist.delete(id!)
-        }
-        const store = await LayerStore.open({ root, driver: 'vfs' })
-        await store.cleanup()
-        const layerdb = join(root, 'image', 'vfs', 'layerdb')
-        assert.deepEqual(listAll(join(layerdb, 'tmp')), [], `kill ${i}: a write set is left`)
-        assert.deepEqual(
-          listAll(join(layerdb, 'sha256')).filter((n) => n.endsWith('-removing')),
-          [],
-          `kill ${i}: an orphan is left`,
-        )
-        assert.deepEqual(
-          listAll(join(root, 'layerstore', 'inflight')),
-          [],
-          `kill ${i}: an in-flight marker is left`,
-        )
-        const known = new Set<string>()
-        for (const l of store.map().values()) known.add(l.cacheId)
-        for (const m of store.rwLayers()) known.add(m.mountId)
-        const driverDirs = listAll(join(root, 'vfs', 'dir')).filter(
-          (id) => !known.has(id.replace(/-init$/, '')),
-        )
-        assert.deepEqual(driverDirs, [], `kill ${i}: driver directories without a record`)
-        for (const id of mustExist)
-          assert.ok(store.map().has(id as never), `kill ${i}: registered layer ${id} is gone`)
-        for (const info of store.map().values()) {
-          const l = await store.get(info.chainId)
-          const hash = createHash('sha256')
-          for await (const c of l.tarStream()) hash.update(c as Buffer)
-          assert.equal(
-            `sha256:${hash.digest('hex')}`,
-            l.diffId,
-            `kill ${i}: ${l.chainId} does not export to its DiffID`,
-          )
-          store.detach(l)
-        }
-      }
-      assert.ok(
-        registered > KILLS / 4,
-        `only ${registered} registrations completed: the kills came too early`,
-      )
-    } finally {
-      await remove()
+      statSync(join(links, n))
+      return false
+    } catch {
+      return true
     }
-  },
-)
+  })
+}
+
+for (const { name: driver, skip } of driversUnderTest())
+  test(
+    `crash harness on ${driver}: ${KILLS} kills at random points leave a consistent store`,
+    { timeout: 30 * 60_000, skip: skip ?? false },
+    async () => {
+      const { dir: root, remove } = await scratch('layerstore-crash-')
+      try {
+        const mustExist = new Set<string>()
+        let seed = 12_345
+        let registered = 0
+        for (let i = 0; i < KILLS; i++) {
+          seed = (seed * 1_103_515_245 + 12_345) >>> 0
+          const lines = await runAndKill(root, driver, seed, seed % 250)
+          for (const line of lines) {
+            const [what, id] = line.split(' ')
+            if (what === 'registered') {
+              mustExist.add(id!)
+              registered++
+            } else if (what === 'releasing') mustExist.delete(id!)
+          }
+          const store = await LayerStore.open({ root, driver })
+          await store.cleanup()
+          const layerdb = join(root, 'image', driver, 'layerdb')
+          assert.deepEqual(listAll(join(layerdb, 'tmp')), [], `kill ${i}: a write set is left`)
+          assert.deepEqual(
+            listAll(join(layerdb, 'sha256')).filter((n) => n.endsWith('-removing')),
+            [],
+            `kill ${i}: an orphan is left`,
+          )
+          assert.deepEqual(
+            listAll(join(root, 'layerstore', 'inflight')),
+            [],
+            `kill ${i}: an in-flight marker is left`,
+          )
+          const known = new Set<string>()
+          for (const l of store.map().values()) known.add(l.cacheId)
+          for (const m of store.rwLayers()) known.add(m.mountId)
+          const driverDirs = driverIds(root, driver).filter(
+            (id) => !known.has(id.replace(/-init$/, '')),
+          )
+          assert.deepEqual(driverDirs, [], `kill ${i}: driver directories without a record`)
+          if (driver === 'overlay2') {
+            assert.deepEqual(danglingLinks(root), [], `kill ${i}: short links without a layer`)
+            const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+            assert.equal(mounts.includes(root), false, `kill ${i}: a mount is left`)
+          }
+          for (const id of mustExist)
+            assert.ok(store.map().has(id as never), `kill ${i}: registered layer ${id} is gone`)
+          for (const info of store.map().values()) {
+            const l = await store.get(info.chainId)
+            const hash = createHash('sha256')
+            for await (const c of l.tarStream()) hash.update(c as Buffer)
+            assert.equal(
+              `sha256:${hash.digest('hex')}`,
+              l.diffId,
+              `kill ${i}: ${l.chainId} does not export to its DiffID`,
+            )
+            store.detach(l)
+          }
+        }
+        assert.ok(
+          registered > KILLS / 4,
+          `only ${registered} registrations completed: the kills came too early`,
+        )
+      } finally {
+        await remove()
+      }
+    },
+  )

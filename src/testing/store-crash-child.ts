@@ -4,14 +4,15 @@
  * line each, what the parent needs to check after the kill:
  *   `registered <chainId>` once a register call has returned,
  *   `releasing <chainId>` before a release or remove that may delete it.
- * usage: node store-crash-child.js ROOT SEED
+ * usage: node store-crash-child.js ROOT DRIVER SEED
  */
-import { writeSync } from 'node:fs'
+import { writeFileSync, writeSync } from 'node:fs'
+import { join } from 'node:path'
 import { LayerStore } from '../layer/layer-store.js'
 import { writeTar } from '../tar/writer.js'
 import type { Layer } from '../layer/types.js'
 
-const [root, seedArg] = process.argv.slice(2)
+const [root, driver, seedArg] = process.argv.slice(2)
 let seed = Number(seedArg ?? 1) >>> 0 || 1
 /** xorshift32: the same seed gives the same operations. */
 function rand(n: number): number {
@@ -35,7 +36,7 @@ function tar(i: number): AsyncIterable<Uint8Array> {
   )
 }
 
-const store = await LayerStore.open({ root: root!, driver: 'vfs' })
+const store = await LayerStore.open({ root: root!, driver: driver! })
 const held: Layer[] = []
 say('ready')
 for (let step = 0; ; step++) {
@@ -56,6 +57,12 @@ for (let step = 0; ; step++) {
     const rw = await store.createRwLayer(`c${process.pid}-${step}`, parent.chainId, {
       initFunc: (dir) => void dir,
     })
-    await store.releaseRwLayer(rw)
+    // Mounted, written and (mostly) unmounted: a kill may leave a mount behind.
+    const dir = await rw.mount()
+    writeFileSync(join(dir, 'written'), String(step))
+    if (rand(4) > 0) {
+      await rw.unmount()
+      await store.releaseRwLayer(rw)
+    }
   }
 }

@@ -12,33 +12,37 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { gunzipSync } from 'node:zlib'
 import { corpusDir, hasCorpus, scratch } from '../testing/corpus.js'
+import { driversUnderTest } from '../testing/drivers.js'
+import { isMountpoint } from '../drivers/overlay2/mounts.js'
 import { EXIT } from './exit-codes.js'
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), 'main.js')
 
-function run(
-  root: string,
-  args: string[],
-  input?: Buffer,
-): { status: number; out: string; err: string; raw: Buffer } {
-  const r = spawnSync(process.execPath, [MAIN, '--root', root, '--driver', 'vfs', ...args], {
-    input: input ?? Buffer.alloc(0),
-    maxBuffer: 1 << 28,
-  })
-  return {
-    status: r.status ?? -1,
-    out: r.stdout.toString(),
-    err: r.stderr.toString(),
-    raw: r.stdout,
+/** The CLI on one root and driver, as separate processes. */
+function cli(root: string, driver = 'vfs') {
+  const run = (
+    args: string[],
+    input?: Buffer,
+  ): { status: number; out: string; err: string; raw: Buffer } => {
+    const r = spawnSync(process.execPath, [MAIN, '--root', root, '--driver', driver, ...args], {
+      input: input ?? Buffer.alloc(0),
+      maxBuffer: 1 << 28,
+    })
+    return {
+      status: r.status ?? -1,
+      out: r.stdout.toString(),
+      err: r.stderr.toString(),
+      raw: r.stdout,
+    }
   }
-}
-
-/** The command's --json output, in the shape the caller expects. */
-// eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters
-function json<T>(root: string, args: string[], input?: Buffer): T {
-  const r = run(root, ['--json', ...args], input)
-  assert.equal(r.status, 0, r.err)
-  return JSON.parse(r.out) as T
+  /** The command's --json output, in the shape the caller expects. */
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters
+  const json = <T>(args: string[], input?: Buffer): T => {
+    const r = run(['--json', ...args], input)
+    assert.equal(r.status, 0, r.err)
+    return JSON.parse(r.out) as T
+  }
+  return { run, json }
 }
 
 interface LayerJson {
@@ -53,104 +57,111 @@ const sha256 = (b: Buffer): string => `sha256:${createHash('sha256').update(b).d
 const chain = (name: string, n: number): string =>
   join(corpusDir(), 'layers', name, `layer${n}.tar`)
 
-test(
-  'cli: register, ls, inspect, export byte for byte, rm child first',
-  { skip: !hasCorpus() && 'no corpus' },
-  async (t) => {
-    const { dir: root, remove } = await scratch('layerstore-cli-')
-    t.after(remove)
-    const gz = join(corpusDir(), 'layers', 'gzip-chain', 'layer1.tar.gz')
-    const l1 = json<LayerJson>(root, ['layer', 'register', gz]) // gzip, detected by magic
-    const plain = gunzipSync(readFileSync(gz))
-    assert.equal(l1.diffId, sha256(plain))
-    assert.equal(l1.chainId, l1.diffId)
-    assert.equal(l1.parent, null)
-    const l2 = json<LayerJson>(
-      root,
-      ['layer', 'register', '--parent', l1.chainId, '-'],
-      readFileSync(chain('basic-two-layers', 2)),
-    )
-    assert.equal(l2.parent, l1.chainId)
-    assert.equal(l2.size, l1.size + l2.diffSize)
-    const again = json<LayerJson>(root, ['layer', 'register', gz])
-    assert.deepEqual(again, l1) // the same content is the same layer
+for (const { name: driver, skip } of driversUnderTest())
+  test(
+    `cli on ${driver}: register, ls, inspect, export byte for byte, rm child first`,
+    { skip: skip ?? (!hasCorpus() && 'no corpus') },
+    async (t) => {
+      const { dir: root, remove } = await scratch('layerstore-cli-')
+      t.after(remove)
+      const { run, json } = cli(root, driver)
+      const gz = join(corpusDir(), 'layers', 'gzip-chain', 'layer1.tar.gz')
+      const l1 = json<LayerJson>(['layer', 'register', gz]) // gzip, detected by magic
+      const plain = gunzipSync(readFileSync(gz))
+      assert.equal(l1.diffId, sha256(plain))
+      assert.equal(l1.chainId, l1.diffId)
+      assert.equal(l1.parent, null)
+      const l2 = json<LayerJson>(
+        ['layer', 'register', '--parent', l1.chainId, '-'],
+        readFileSync(chain('basic-two-layers', 2)),
+      )
+      assert.equal(l2.parent, l1.chainId)
+      assert.equal(l2.size, l1.size + l2.diffSize)
+      const again = json<LayerJson>(['layer', 'register', gz])
+      assert.deepEqual(again, l1) // the same content is the same layer
 
-    const ls = json<LayerJson[]>(root, ['layer', 'ls'])
-    assert.deepEqual(ls.map((l) => l.chainId).sort(), [l1.chainId, l2.chainId].sort())
-    assert.deepEqual(json<LayerJson>(root, ['layer', 'inspect', l2.chainId]), l2)
+      const ls = json<LayerJson[]>(['layer', 'ls'])
+      assert.deepEqual(ls.map((l) => l.chainId).sort(), [l1.chainId, l2.chainId].sort())
+      assert.deepEqual(json<LayerJson>(['layer', 'inspect', l2.chainId]), l2)
 
-    const exported = run(root, ['layer', 'export', l1.chainId])
-    assert.equal(exported.status, 0, exported.err)
-    assert.deepEqual(exported.raw, plain)
-    const out = join(root, 'l2.tar')
-    assert.equal(run(root, ['layer', 'export', l2.chainId, '-o', out]).status, 0)
-    assert.deepEqual(readFileSync(out), readFileSync(chain('basic-two-layers', 2)))
+      const exported = run(['layer', 'export', l1.chainId])
+      assert.equal(exported.status, 0, exported.err)
+      assert.deepEqual(exported.raw, plain)
+      const out = join(root, 'l2.tar')
+      assert.equal(run(['layer', 'export', l2.chainId, '-o', out]).status, 0)
+      assert.deepEqual(readFileSync(out), readFileSync(chain('basic-two-layers', 2)))
 
-    const inUse = run(root, ['--json', 'layer', 'rm', l1.chainId])
-    assert.equal(inUse.status, EXIT.conflict)
-    assert.match(inUse.err, /^layerstore: LAYER_IN_USE: /)
-    assert.equal(
-      (JSON.parse(inUse.err.split('\n')[1]!) as { error: { code: string } }).error.code,
-      'LAYER_IN_USE',
-    )
-    const removed = json<{ chainId: string }[]>(root, ['layer', 'rm', l2.chainId])
-    assert.deepEqual(
-      removed.map((r) => r.chainId),
-      [l2.chainId, l1.chainId],
-    )
-    assert.deepEqual(json<unknown[]>(root, ['layer', 'ls']), [])
+      const inUse = run(['--json', 'layer', 'rm', l1.chainId])
+      assert.equal(inUse.status, EXIT.conflict)
+      assert.match(inUse.err, /^layerstore: LAYER_IN_USE: /)
+      assert.equal(
+        (JSON.parse(inUse.err.split('\n')[1]!) as { error: { code: string } }).error.code,
+        'LAYER_IN_USE',
+      )
+      const removed = json<{ chainId: string }[]>(['layer', 'rm', l2.chainId])
+      assert.deepEqual(
+        removed.map((r) => r.chainId),
+        [l2.chainId, l1.chainId],
+      )
+      assert.deepEqual(json<unknown[]>(['layer', 'ls']), [])
 
-    const missing = run(root, ['layer', 'inspect', l1.chainId])
-    assert.equal(missing.status, EXIT['not-found'])
-    assert.match(missing.err, /LAYER_DOES_NOT_EXIST/)
-    assert.equal(run(root, ['layer', 'inspect', 'not-a-digest']).status, EXIT.usage)
-  },
-)
+      const missing = run(['layer', 'inspect', l1.chainId])
+      assert.equal(missing.status, EXIT['not-found'])
+      assert.match(missing.err, /LAYER_DOES_NOT_EXIST/)
+      assert.equal(run(['layer', 'inspect', 'not-a-digest']).status, EXIT.usage)
+    },
+  )
 
-test(
-  'cli: a read-write layer across processes: create, mount, write, changes, diff, commit, rm',
-  { skip: !hasCorpus() && 'no corpus' },
-  async (t) => {
-    const { dir: root, remove } = await scratch('layerstore-cli-')
-    t.after(remove)
-    const base = json<LayerJson>(root, ['layer', 'register', chain('basic-two-layers', 1)])
-    const created = json<{ name: string; parent: string; mountId: string }>(root, [
-      'rw',
-      'create',
-      'c1',
-      '--parent',
-      base.chainId,
-    ])
-    assert.deepEqual([created.name, created.parent], ['c1', base.chainId])
-    assert.match(created.mountId, /^[0-9a-f]{64}$/)
-    const conflict = run(root, ['rw', 'create', 'c1'])
-    assert.equal(conflict.status, EXIT['already-exists'])
-    assert.match(conflict.err, /MOUNT_NAME_CONFLICT/)
+for (const { name: driver, skip } of driversUnderTest())
+  test(
+    `cli on ${driver}: a read-write layer across processes: create, mount, write, changes, diff, commit, rm`,
+    { skip: skip ?? (!hasCorpus() && 'no corpus') },
+    async (t) => {
+      const { dir: root, remove } = await scratch('layerstore-cli-')
+      t.after(remove)
+      const { run, json } = cli(root, driver)
+      const base = json<LayerJson>(['layer', 'register', chain('basic-two-layers', 1)])
+      const created = json<{ name: string; parent: string; mountId: string }>([
+        'rw',
+        'create',
+        'c1',
+        '--parent',
+        base.chainId,
+      ])
+      assert.deepEqual([created.name, created.parent], ['c1', base.chainId])
+      assert.match(created.mountId, /^[0-9a-f]{64}$/)
+      const conflict = run(['rw', 'create', 'c1'])
+      assert.equal(conflict.status, EXIT['already-exists'])
+      assert.match(conflict.err, /MOUNT_NAME_CONFLICT/)
 
-    const { path } = json<{ path: string }>(root, ['rw', 'mount', 'c1'])
-    assert.equal(run(root, ['rw', 'mount', 'c1']).out.trim(), path) // without --json: the bare path
-    writeFileSync(join(path, 'etc', 'motd'), 'hello\n')
-    const changes = json<{ path: string; kind: string }[]>(root, ['rw', 'changes', 'c1'])
-    assert.deepEqual(changes, [
-      { path: '/etc', kind: 'C' },
-      { path: '/etc/motd', kind: 'A' },
-    ])
-    const diff = run(root, ['rw', 'diff', 'c1'])
-    assert.equal(diff.status, 0, diff.err)
-    assert.ok(diff.raw.includes(Buffer.from('hello\n')))
-    assert.equal(run(root, ['rw', 'unmount', 'c1']).status, 0)
+      const { path } = json<{ path: string }>(['rw', 'mount', 'c1'])
+      assert.equal(run(['rw', 'mount', 'c1']).out.trim(), path) // without --json: the bare path
+      writeFileSync(join(path, 'etc', 'motd'), 'hello\n')
+      const changes = json<{ path: string; kind: string }[]>(['rw', 'changes', 'c1'])
+      assert.deepEqual(changes, [
+        { path: '/etc', kind: 'C' },
+        { path: '/etc/motd', kind: 'A' },
+      ])
+      const diff = run(['rw', 'diff', 'c1'])
+      assert.equal(diff.status, 0, diff.err)
+      assert.ok(diff.raw.includes(Buffer.from('hello\n')))
+      // Two mounts by two processes, balanced by two unmounts by two more.
+      assert.equal(run(['rw', 'unmount', 'c1']).status, 0)
+      if (driver === 'overlay2') assert.ok(isMountpoint(path), 'one mount is left')
+      assert.equal(run(['rw', 'unmount', 'c1']).status, 0)
+      assert.equal(isMountpoint(path), false)
 
-    const committed = json<LayerJson>(root, ['rw', 'commit', 'c1'])
-    assert.equal(committed.parent, base.chainId)
-    const exported = run(root, ['layer', 'export', committed.chainId])
-    assert.equal(sha256(exported.raw), committed.diffId) // a commit exports to its DiffID
+      const committed = json<LayerJson>(['rw', 'commit', 'c1'])
+      assert.equal(committed.parent, base.chainId)
+      const exported = run(['layer', 'export', committed.chainId])
+      assert.equal(sha256(exported.raw), committed.diffId) // a commit exports to its DiffID
 
-    assert.equal(json<unknown[]>(root, ['rw', 'ls']).length, 1)
-    assert.deepEqual(json<unknown[]>(root, ['rw', 'rm', 'c1']), []) // the base is held by the commit
-    assert.deepEqual(json<unknown[]>(root, ['rw', 'ls']), [])
-    assert.equal(run(root, ['rw', 'rm', 'c1']).status, EXIT['not-found'])
-  },
-)
+      assert.equal(json<unknown[]>(['rw', 'ls']).length, 1)
+      assert.deepEqual(json<unknown[]>(['rw', 'rm', 'c1']), []) // the base is held by the commit
+      assert.deepEqual(json<unknown[]>(['rw', 'ls']), [])
+      assert.equal(run(['rw', 'rm', 'c1']).status, EXIT['not-found'])
+    },
+  )
 
 test(
   'cli: two processes registering the same layer at once get one layer',
@@ -158,6 +169,7 @@ test(
   async (t) => {
     const { dir: root, remove } = await scratch('layerstore-cli-')
     t.after(remove)
+    const { json } = cli(root)
     const tar = chain('basic-two-layers', 1)
     const one = (): Promise<string> =>
       new Promise((resolve, reject) => {
@@ -181,7 +193,7 @@ test(
     const results = await Promise.all([one(), one(), one()])
     const ids = new Set(results.map((r) => (JSON.parse(r) as LayerJson).chainId))
     assert.equal(ids.size, 1)
-    assert.equal(json<unknown[]>(root, ['layer', 'ls']).length, 1)
+    assert.equal(json<unknown[]>(['layer', 'ls']).length, 1)
     // The losers' copies were removed: one layer directory in the driver.
     const vfs = spawnSync('ls', [join(root, 'vfs', 'dir')])
       .stdout.toString()

@@ -157,7 +157,12 @@ for (const { name: driver, skip } of driversUnderTest())
       assert.equal(sha256(exported.raw), committed.diffId) // a commit exports to its DiffID
 
       assert.equal(json<unknown[]>(['rw', 'ls']).length, 1)
-      assert.deepEqual(json<unknown[]>(['rw', 'rm', 'c1']), []) // the base is held by the commit
+      assert.deepEqual(json<unknown[]>(['rw', 'rm', 'c1']), [])
+      // Image layers stay until `layer rm`, also one that only the read-write layer was on.
+      json(['rw', 'create', 'c2', '--parent', committed.chainId])
+      json(['rw', 'mount', 'c2']) // left mounted: rm unmounts
+      assert.deepEqual(json<unknown[]>(['rw', 'rm', 'c2']), [])
+      assert.equal(json<LayerJson[]>(['layer', 'ls']).length, 2)
       assert.deepEqual(json<unknown[]>(['rw', 'ls']), [])
       assert.equal(run(['rw', 'rm', 'c1']).status, EXIT['not-found'])
     },

@@ -28,8 +28,8 @@ changes  What changed against the parent: one line per path, A (added), C (chang
          (deleted), sorted by path.
 diff     The changes as a layer tar (whiteouts for deletions), to FILE or standard output.
 commit   Registers the changes as a new layer on the parent and prints it.
-rm       Deletes the read-write layer (unmount it first); prints the image layers that this
-         deleted because nothing else held them.
+rm       Deletes the read-write layer, unmounting it if needed; the image layers under it
+         stay until \`layer rm\` (prints [] with --json).
 
 Options:
   --parent CHAIN   create: the image layer under it (a ChainID, sha256:...)
@@ -121,7 +121,12 @@ export async function rw(argv: string[], global: GlobalOptions): Promise<number>
       return 0
     }
     case 'rm': {
-      const removed = await store.releaseRwLayer(await store.getRwLayer(name))
+      // Image layers stay until `layer rm`: hold the parent while the read-write layer goes.
+      const rwLayer = await store.getRwLayer(name)
+      const parent =
+        rwLayer.parent === undefined ? undefined : await store.get(rwLayer.parent.chainId)
+      const removed = await store.releaseRwLayer(rwLayer)
+      if (parent !== undefined) store.detach(parent)
       const json = removed.map((m) => ({
         chainId: m.chainId,
         diffId: m.diffId,

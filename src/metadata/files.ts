@@ -2,7 +2,7 @@
  * Reading and writing the small files of the layerdb: tolerant reads (Docker's parsing rules,
  * SPEC.md §3.2), exact writes (Docker's bytes: no trailing newline, mode 0644), fsync helpers.
  */
-import { closeSync, constants, openSync } from 'node:fs'
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs'
 import { lstat, mkdir, open, readdir, rm, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { isDigest, type Digest } from '../digest/digest.js'
@@ -36,28 +36,40 @@ const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 /**
  * Reads a whole small file as UTF-8; undefined when it does not exist. A file over `cap` bytes
- * or not UTF-8 is a ParseError; other fs errors (EACCES, EIO) are thrown as they are.
+ * or not UTF-8 is a ParseError; other fs errors (EACCES, EIO) are thrown as they are. The
+ * calls are synchronous: a record file is a few bytes from the page cache, and a store with a
+ * thousand layers reads thousands of them when it opens, where a thread-pool round trip per
+ * call costs several times the call itself.
  */
-export async function readSmallFile(
-  path: string,
-  cap = MAX_RECORD_FILE,
-): Promise<string | undefined> {
-  let fh
+export function readSmallFile(path: string, cap = MAX_RECORD_FILE): Promise<string | undefined> {
   try {
-    fh = await openRegular(path)
+    return Promise.resolve(readSmallFileSync(path, cap))
+  } catch (err) {
+    return Promise.reject(err instanceof Error ? err : new Error(String(err)))
+  }
+}
+
+function readSmallFileSync(path: string, cap: number): string | undefined {
+  let fd: number
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
   } catch (err) {
     if (errnoOf(err) === 'ENOENT') return undefined
+    if (errnoOf(err) === 'ELOOP') throw new ParseError('is a symbolic link')
     throw err
   }
   try {
+    const st = fstatSync(fd)
+    if (st.isDirectory()) throw new ParseError('is a directory')
+    if (!st.isFile()) throw new ParseError('is not a regular file')
     const chunks: Buffer[] = []
     let n = 0
     for (;;) {
-      const buf = Buffer.allocUnsafe(Math.min(64 << 10, cap + 1 - n))
-      const r = await fh.read(buf, 0, buf.length, null)
-      if (r.bytesRead === 0) break
-      chunks.push(buf.subarray(0, r.bytesRead))
-      n += r.bytesRead
+      const buf = Buffer.allocUnsafe(Math.min(Math.max(st.size + 1, 64), 64 << 10, cap + 1 - n))
+      const r = readSync(fd, buf, 0, buf.length, null)
+      if (r === 0) break
+      chunks.push(buf.subarray(0, r))
+      n += r
       if (n > cap) throw new ParseError(`is larger than ${cap} bytes`)
     }
     try {
@@ -66,7 +78,7 @@ export async function readSmallFile(
       throw new ParseError('is not UTF-8')
     }
   } finally {
-    await fh.close()
+    closeSync(fd)
   }
 }
 

@@ -11,3 +11,4 @@ export {
   type Decompressed,
   type DecompressOptions,
 } from './decompress.js'
+export { overlayChanges } from './overlay-changes.js'

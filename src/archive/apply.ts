@@ -508,10 +508,12 @@ export class Applier {
 
   #whiteout(header: TarHeader, parent: ResolvedDir, name: Name): void {
     if (name.base === WH_OPAQUE) {
-      if (this.#overlay) {
+      if (this.#overlay && parent === this.#root.root) {
+        this.#hideLowerRoot(header)
+        this.#root.setRootOpaque()
+      } else if (this.#overlay) {
         sys.lsetxattr(parent.host, OPAQUE_XATTR, Buffer.from('y'))
-        if (parent === this.#root.root) this.#root.setRootOpaque()
-        else this.#root.invalidate()
+        this.#root.invalidate()
       } else if (this.#removeNotUnpacked(parent)) {
         this.#root.invalidate()
       }
@@ -618,6 +620,30 @@ export class Applier {
     if (st.isDirectory()) rmSync(host, { recursive: true, force: true })
     else rmSync(host, { force: true })
     if (st.isDirectory() || st.isSymbolicLink()) this.#root.invalidate()
+  }
+
+  /**
+   * An opaque marker at the root in overlay form. overlayfs ignores the opaque xattr on a
+   * layer's root, so the root is made to hide the lowers name by name: a whiteout for every
+   * name the lowers show there that this layer did not create.
+   */
+  #hideLowerRoot(header: TarHeader): void {
+    const root = this.#root.root
+    const seen = new Set<string>()
+    for (const lower of root.lowers) {
+      for (const ent of readdirSync(lower, { encoding: 'buffer' })) {
+        const name = ent.toString('latin1')
+        if (seen.has(name)) continue
+        seen.add(name) // the topmost layer decides, a whiteout included
+        const host = join(root.host, ent)
+        if (this.#root.lowerEntry(root, ent) === undefined) continue
+        if (lstatOrUndefined(host) !== undefined) continue // this layer's own
+        sys.mknod(host, S_IFCHR, 0, 0)
+        const uid = this.#id(header.uid, 'uids', name)
+        const gid = this.#id(header.gid, 'gids', name)
+        if (this.#options.noLchown !== true) lchownSync(host, uid, gid)
+      }
+    }
   }
 
   /** AUFS opaque marker: removes what this layer did not create, below `dir`. */

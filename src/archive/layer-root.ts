@@ -98,7 +98,8 @@ export class LayerRoot {
   constructor(target: Buffer, overlay: boolean, lowers: readonly Buffer[], makeDir: MakeDir) {
     this.overlay = overlay
     this.#makeDir = makeDir
-    const visible = overlay && !isOpaque(target) ? lowers : []
+    // overlayfs ignores the opaque xattr on a layer's root: so does the merged view.
+    const visible = overlay ? lowers : []
     this.root = {
       host: target,
       key: '',

@@ -223,3 +223,24 @@ test(
     assert.equal(lstatSync(join(d.home, 'l', link), { throwIfNoEntry: false }), undefined)
   },
 )
+
+test(
+  'an opaque marker at a layer root hides the lowers once mounted (overlayfs ignores a root xattr)',
+  { skip },
+  async (t) => {
+    const d = await setup(t, overlay2)
+    await d.create('base', undefined)
+    const base = [dir('etc/'), file('etc/a'), file('b')]
+    await d.applyDiff('base', undefined, chunksOf(await tarOf(base)))
+    await d.create('top', 'base')
+    const top = [file('kept-before'), file('.wh..wh..opq', ''), file('b', 'new b')]
+    await d.applyDiff('top', 'base', chunksOf(await tarOf(top)))
+    await d.createReadWrite('rw', 'top')
+    const tree = await inLayer(d, 'rw', snapshot)
+    assert.deepEqual([...tree.keys()].sort(), ['b', 'kept-before'])
+    assert.equal(readFileSync(join(await d.get('rw'), 'b'), 'utf8'), 'new b')
+    await d.put('rw')
+    const changes = (await d.changes('top', 'base')).map((c) => `${c.kind} ${c.path}`)
+    assert.deepEqual(changes, ['C /b', 'D /etc', 'A /kept-before'])
+  },
+)

@@ -64,6 +64,7 @@ import { checkFeatures, OVERLAY2, type OverlayFeatures } from './overlay2/featur
 import { isLinkId, newLinkId } from './overlay2/link-id.js'
 import { isMountpoint, OverlayMounts } from './overlay2/mounts.js'
 import { removeAll } from './remove-all.js'
+import { checkStorageOptions } from './storage-options.js'
 import type {
   ApplyDiffOptions,
   CreateOptions,
@@ -269,11 +270,7 @@ export class Overlay2ProtoDriver implements ProtoDiffGetterDriver {
   }
 
   async create(id: string, parent: string | undefined, options: CreateOptions = {}): Promise<void> {
-    if (Object.keys(options.storageOpt ?? {}).length > 0)
-      throw new DriverError(
-        'DRIVER_INVALID_OPTION',
-        `Cannot create layer "${id}": storage options are not supported for image layers`,
-      )
+    checkStorageOptions(this.name, id, options, false)
     await this.#create(id, parent)
   }
 
@@ -282,14 +279,7 @@ export class Overlay2ProtoDriver implements ProtoDiffGetterDriver {
     parent: string | undefined,
     options: CreateOptions = {},
   ): Promise<void> {
-    for (const key of Object.keys(options.storageOpt ?? {})) {
-      if (key.toLowerCase() === 'size')
-        throw new DriverNotSupportedError(this.name, 'a size limit needs xfs project quotas')
-      throw new DriverError(
-        'DRIVER_INVALID_OPTION',
-        `Cannot create layer "${id}": unknown storage option "${key}"`,
-      )
-    }
+    checkStorageOptions(this.name, id, options, true)
     await this.#create(id, parent)
   }
 

@@ -15,15 +15,10 @@ import { join, resolve } from 'node:path'
 import { PathFileGetter } from '../tarsplit/file-getter.js'
 import { copyTree } from './copy-tree.js'
 import { checkId } from './driver-id.js'
-import {
-  DriverError,
-  DriverIoError,
-  DriverLayerExistsError,
-  DriverLayerNotFoundError,
-  DriverNotSupportedError,
-} from './errors.js'
+import { DriverIoError, DriverLayerExistsError, DriverLayerNotFoundError } from './errors.js'
 import { naiveDiff, type NaiveApplyOptions, type ProtoDiffGetterDriver } from './naive-diff.js'
 import { removeAll } from './remove-all.js'
+import { checkStorageOptions } from './storage-options.js'
 import type { CreateOptions, DiffGetterDriver, DriverStatus, FileGetCloser } from './types.js'
 
 export const VFS_DRIVER_NAME = 'vfs'
@@ -103,11 +98,7 @@ export class VfsProtoDriver implements ProtoDiffGetterDriver {
   }
 
   async create(id: string, parent: string | undefined, options: CreateOptions = {}): Promise<void> {
-    if (Object.keys(options.storageOpt ?? {}).length > 0)
-      throw new DriverError(
-        'DRIVER_INVALID_OPTION',
-        `Cannot create layer "${id}": storage options are not supported for image layers`,
-      )
+    checkStorageOptions(this.name, id, options, false)
     await this.#create(id, parent)
   }
 
@@ -116,14 +107,7 @@ export class VfsProtoDriver implements ProtoDiffGetterDriver {
     parent: string | undefined,
     options: CreateOptions = {},
   ): Promise<void> {
-    for (const key of Object.keys(options.storageOpt ?? {})) {
-      if (key.toLowerCase() === 'size')
-        throw new DriverNotSupportedError(this.name, 'a size limit needs quotas, not implemented')
-      throw new DriverError(
-        'DRIVER_INVALID_OPTION',
-        `Cannot create layer "${id}": unknown storage option "${key}"`,
-      )
-    }
+    checkStorageOptions(this.name, id, options, true)
     await this.#create(id, parent)
   }
 

@@ -10,7 +10,8 @@
  * workers wait for one start signal. The same plans are then run one after another in one
  * process on a fresh root, and the two roots must agree: every operation's result, the
  * records on disk, the store a fresh open loads, and no leftovers (no write set, no
- * `-removing` record, no in-flight marker, exactly one vfs directory per layer).
+ * `-removing` record, no in-flight marker, exactly one driver directory per layer), on vfs and
+ * on overlay2.
  *
  * Handles belong to the process that got them (SPEC.md §2, counts derived from holds): a
  * release in one process does not see the handles of another. So the plans never delete a
@@ -30,6 +31,7 @@ import { fileURLToPath } from 'node:url'
 import { LayerStore } from './layer-store.js'
 import type { Layer } from './types.js'
 import { scratch } from '../testing/corpus.js'
+import { driversUnderTest } from '../testing/drivers.js'
 import { writeTar } from '../tar/writer.js'
 import { poolTar, runOps, type Op, type WorkerReport } from '../testing/store-worker.js'
 
@@ -103,14 +105,14 @@ function plan(w: number): Op[] {
 }
 
 /** Runs one worker per plan on `root`, all started by one signal; returns their reports. */
-async function runWorkers(root: string, plans: Op[][]): Promise<WorkerReport[]> {
+async function runWorkers(root: string, driver: string, plans: Op[][]): Promise<WorkerReport[]> {
   const goFile = join(root, '..', 'go')
   const ready: Promise<void>[] = []
   const done: Promise<WorkerReport>[] = []
   plans.forEach((ops, w) => {
     const planPath = join(root, '..', `plan-${String(w)}.json`)
     writeFileSync(planPath, JSON.stringify(ops))
-    const child = spawn(process.execPath, [WORKER, root, planPath, goFile], {
+    const child = spawn(process.execPath, [WORKER, root, driver, planPath, goFile], {
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let out = ''
@@ -151,8 +153,8 @@ const readOpt = (path: string): string | undefined =>
  * The store's files, checked for leftovers, as a comparable description (cache ids are
  * random, so they are left out once checked).
  */
-function diskState(root: string): string[] {
-  const layerdb = join(root, 'image', 'vfs', 'layerdb')
+function diskState(root: string, driver = 'vfs'): string[] {
+  const layerdb = join(root, 'image', driver, 'layerdb')
   assert.deepEqual(list(join(layerdb, 'tmp')), [], 'a write set (or other work) is left in tmp/')
   assert.deepEqual(list(join(root, 'layerstore', 'inflight')), [], 'an in-flight marker is left')
   assert.deepEqual(list(join(layerdb, 'mounts')), [])
@@ -174,19 +176,24 @@ function diskState(root: string): string[] {
     ])
   })
   assert.deepEqual(
-    list(join(root, 'vfs', 'dir')),
+    driver === 'vfs'
+      ? list(join(root, 'vfs', 'dir'))
+      : list(join(root, driver)).filter((n) => n !== 'l'),
     [...cacheIds].sort(),
-    'vfs directories are not exactly one per layer record',
+    `${driver} directories are not exactly one per layer record`,
   )
   return out
 }
 
 /** The layers a fresh open loads (it must load every record without a warning). */
-async function freshState(root: string): Promise<{ store: LayerStore; layers: string[] }> {
+async function freshState(
+  root: string,
+  driver = 'vfs',
+): Promise<{ store: LayerStore; layers: string[] }> {
   const warnings: string[] = []
   const store = await LayerStore.open({
     root,
-    driver: 'vfs',
+    driver,
     onWarning: (code, message) => warnings.push(`${code}: ${message}`),
   })
   assert.deepEqual(warnings, [])
@@ -279,8 +286,8 @@ interface Reference {
  * The same plans one after another in one process, on one root: the state after the first
  * 2, 4 and 8 plans (a worker's results do not depend on the others, so one run serves all).
  */
-async function runSequential(root: string): Promise<Map<number, Reference>> {
-  const store = await LayerStore.open({ root, driver: 'vfs' })
+async function runSequential(root: string, driver: string): Promise<Map<number, Reference>> {
+  const store = await LayerStore.open({ root, driver })
   const out = new Map<number, Reference>()
   const results: string[][] = []
   for (let w = 0; w < Math.max(...COUNTS); w++) {
@@ -288,76 +295,88 @@ async function runSequential(root: string): Promise<Map<number, Reference>> {
     if ((COUNTS as readonly number[]).includes(w + 1))
       out.set(w + 1, {
         results: [...results],
-        disk: diskState(root),
-        layers: (await freshState(root)).layers,
+        disk: diskState(root, driver),
+        layers: (await freshState(root, driver)).layers,
       })
   }
   return out
 }
 
-let reference: Promise<Map<number, Reference>> | undefined
+const references = new Map<string, Promise<Map<number, Reference>>>()
 
-for (const n of COUNTS) {
-  test(`${String(n)} processes registering and releasing overlapping chains at once end as one process does`, async (t) => {
-    const plans = Array.from({ length: n }, (_, w) => plan(w))
+for (const { name: driver, skip } of driversUnderTest())
+  for (const n of COUNTS) {
+    test(
+      `${driver}: ${String(n)} processes registering and releasing overlapping chains at once end as one process does`,
+      { skip: skip ?? false },
+      async (t) => {
+        const plans = Array.from({ length: n }, (_, w) => plan(w))
 
-    reference ??= (async () => {
-      const { dir, remove } = await workDir('seq-')
-      try {
-        return await runSequential(join(dir, 'root'))
-      } finally {
-        await remove()
-      }
-    })()
-    const seq = (await reference).get(n)!
+        let reference = references.get(driver)
+        if (reference === undefined) {
+          reference = (async () => {
+            const { dir, remove } = await workDir('seq-')
+            try {
+              return await runSequential(join(dir, 'root'), driver)
+            } finally {
+              await remove()
+            }
+          })()
+          references.set(driver, reference)
+        }
+        const seq = (await reference).get(n)!
 
-    const { dir, remove } = await workDir('run-')
-    t.after(remove)
-    const root = join(dir, 'root')
-    const began = Date.now()
-    const reports = await runWorkers(root, plans)
-    const elapsed = Date.now() - began
+        const { dir, remove } = await workDir('run-')
+        t.after(remove)
+        const root = join(dir, 'root')
+        const began = Date.now()
+        const reports = await runWorkers(root, driver, plans)
+        const elapsed = Date.now() - began
 
-    // They ran at once: every worker started before any finished, and registrations raced.
-    const lastStart = Math.max(...reports.map((r) => r.start))
-    const firstEnd = Math.min(...reports.map((r) => r.end))
-    assert.ok(lastStart < firstEnd, `workers did not overlap: ${String(lastStart - firstEnd)} ms`)
-    const races = registerRaces(reports)
-    // Two workers share only their first layers: a descheduled one may miss them.
-    if (n >= 4) assert.ok(races > 0, 'no two registrations of the same layer overlapped')
-    const fs = (await workBase!).mounted ? 'tmpfs' : 'disk'
-    t.diagnostic(
-      `${String(n)} workers on ${fs}: ${String(elapsed)} ms, ${String(races)} overlapping registrations`,
+        // They ran at once: every worker started before any finished, and registrations raced.
+        const lastStart = Math.max(...reports.map((r) => r.start))
+        const firstEnd = Math.min(...reports.map((r) => r.end))
+        assert.ok(
+          lastStart < firstEnd,
+          `workers did not overlap: ${String(lastStart - firstEnd)} ms`,
+        )
+        const races = registerRaces(reports)
+        // Two workers share only their first layers: a descheduled one may miss them.
+        if (n >= 4) assert.ok(races > 0, 'no two registrations of the same layer overlapped')
+        const fs = (await workBase!).mounted ? 'tmpfs' : 'disk'
+        t.diagnostic(
+          `${String(n)} workers on ${fs}: ${String(elapsed)} ms, ${String(races)} overlapping registrations`,
+        )
+
+        // Every operation gave what it gives in one process.
+        assert.deepEqual(
+          reports.map((r) => r.results.map((x) => x.result)),
+          seq.results,
+        )
+        assert.deepEqual(diskState(root, driver), seq.disk)
+        const fresh = await freshState(root, driver)
+        assert.deepEqual(fresh.layers, seq.layers)
+        // The kept chains are all there, and nothing else.
+        const kept = new Set(plans.flatMap((_, w) => [w % KEPT.length, (w + 3) % KEPT.length]))
+        const expected = new Set<string>()
+        for (const c of kept) {
+          let parent: string | undefined
+          for (const tar of KEPT[c]!) {
+            const hash = createHash('sha256')
+            for await (const chunk of poolTar(tar)) hash.update(chunk)
+            const diffId = `sha256:${hash.digest('hex')}`
+            parent =
+              parent === undefined
+                ? diffId
+                : `sha256:${createHash('sha256').update(`${parent} ${diffId}`).digest('hex')}`
+            expected.add(parent)
+          }
+        }
+        assert.deepEqual([...fresh.store.map().keys()].sort(), [...expected].sort())
+        await exportsMatch(fresh.store)
+      },
     )
-
-    // Every operation gave what it gives in one process.
-    assert.deepEqual(
-      reports.map((r) => r.results.map((x) => x.result)),
-      seq.results,
-    )
-    assert.deepEqual(diskState(root), seq.disk)
-    const fresh = await freshState(root)
-    assert.deepEqual(fresh.layers, seq.layers)
-    // The kept chains are all there, and nothing else.
-    const kept = new Set(plans.flatMap((_, w) => [w % KEPT.length, (w + 3) % KEPT.length]))
-    const expected = new Set<string>()
-    for (const c of kept) {
-      let parent: string | undefined
-      for (const tar of KEPT[c]!) {
-        const hash = createHash('sha256')
-        for await (const chunk of poolTar(tar)) hash.update(chunk)
-        const diffId = `sha256:${hash.digest('hex')}`
-        parent =
-          parent === undefined
-            ? diffId
-            : `sha256:${createHash('sha256').update(`${parent} ${diffId}`).digest('hex')}`
-        expected.add(parent)
-      }
-    }
-    assert.deepEqual([...fresh.store.map().keys()].sort(), [...expected].sort())
-    await exportsMatch(fresh.store)
-  })
-}
+  }
 
 // ---- known cross-process failures ------------------------------------------------------------
 // Two LayerStore instances on one root stand for two processes: each has its own view and its

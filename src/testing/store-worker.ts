@@ -2,7 +2,7 @@
  * A worker of the layer-store concurrency tests (src/layer/concurrency.test.ts): runs a list
  * of store operations on a root, at the same moment as other workers on the same root.
  *
- *   node dist/testing/store-worker.js ROOT PLAN.json GO_FILE
+ *   node dist/testing/store-worker.js ROOT DRIVER PLAN.json GO_FILE
  *
  * Opens the store, prints `ready`, waits until GO_FILE exists (the shared start signal), runs
  * the plan, then prints one JSON line: {@link WorkerReport}. Handles still held at the end are
@@ -163,11 +163,11 @@ export async function runOps(
 }
 
 async function main(): Promise<void> {
-  const [root, planPath, goFile] = process.argv.slice(2)
-  if (root === undefined || planPath === undefined || goFile === undefined)
-    throw new TypeError('usage: store-worker ROOT PLAN.json GO_FILE')
+  const [root, driver, planPath, goFile] = process.argv.slice(2)
+  if (root === undefined || driver === undefined || planPath === undefined || goFile === undefined)
+    throw new TypeError('usage: store-worker ROOT DRIVER PLAN.json GO_FILE')
   const ops = JSON.parse(readFileSync(planPath, 'utf8')) as Op[]
-  const store = await LayerStore.open({ root, driver: 'vfs' })
+  const store = await LayerStore.open({ root, driver })
   writeSync(1, 'ready\n')
   while (!existsSync(goFile)) await sleep(1)
   const start = Date.now()

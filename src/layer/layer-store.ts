@@ -40,6 +40,8 @@ import { isDiffGetterDriver } from '../drivers/types.js'
 import { LayerDb } from '../metadata/layer-db.js'
 import type { LayerRecord, MountRecord, Orphan } from '../metadata/types.js'
 import { openDriver } from './open-driver.js'
+import { LayerHandle, RoLayer } from './ro-layer.js'
+import { MountedLayer, RwHandle } from './rw-layer.js'
 import {
   LayerCycleError,
   LayerInUseError,
@@ -68,141 +70,6 @@ interface Removal {
 
 /** Docker's limit on chain depth (layer_store.go maxLayerDepth). */
 export const MAX_LAYER_DEPTH = 125
-
-/** An image layer as the store keeps it (Docker's roLayer). */
-class RoLayer implements LayerInfo {
-  readonly chainId: ChainId
-  readonly diffId: DiffId
-  readonly parent: RoLayer | undefined
-  readonly cacheId: string
-  readonly diffSize: number
-  readonly depth: number
-  /** Handles this process gave out and has not had released. */
-  readonly handles = new Set<LayerHandle>()
-  /** Child layers and read-write layers on this one. */
-  children = 0
-  mounts = 0
-
-  constructor(record: LayerRecord, parent: RoLayer | undefined) {
-    this.chainId = record.chainId
-    this.diffId = record.diffId
-    this.parent = parent
-    this.cacheId = record.cacheId
-    this.diffSize = record.size
-    this.depth = parent === undefined ? 1 : parent.depth + 1
-  }
-
-  get size(): number {
-    return this.diffSize + (this.parent?.size ?? 0) // at most 125 deep
-  }
-
-  get references(): number {
-    return this.handles.size + this.children + this.mounts
-  }
-
-  metadata(): LayerMetadata {
-    return { chainId: this.chainId, diffId: this.diffId, size: this.size, diffSize: this.diffSize }
-  }
-}
-
-/** A handle on a layer: what register/get return and release takes back. */
-class LayerHandle implements Layer {
-  readonly #layer: RoLayer
-  readonly #store: LayerStore
-  constructor(layer: RoLayer, store: LayerStore) {
-    this.#layer = layer
-    this.#store = store
-  }
-  get layer(): RoLayer {
-    return this.#layer
-  }
-  get chainId(): ChainId {
-    return this.#layer.chainId
-  }
-  get diffId(): DiffId {
-    return this.#layer.diffId
-  }
-  get parent(): LayerInfo | undefined {
-    return this.#layer.parent
-  }
-  get diffSize(): number {
-    return this.#layer.diffSize
-  }
-  get size(): number {
-    return this.#layer.size
-  }
-  get cacheId(): string {
-    return this.#layer.cacheId
-  }
-  tarStream(): Readable {
-    return this.#store.layerTarStream(this.#layer)
-  }
-  metadata(): Promise<Record<string, string>> {
-    return this.#store.driver.getMetadata(this.#layer.cacheId)
-  }
-}
-
-/** A read-write layer as the store keeps it (Docker's mountedLayer). */
-class MountedLayer {
-  readonly name: string
-  readonly mountId: string
-  readonly initId: string | undefined
-  readonly parent: RoLayer | undefined
-  readonly handles = new Set<RwHandle>()
-  constructor(record: MountRecord, parent: RoLayer | undefined) {
-    this.name = record.name
-    this.mountId = record.mountId
-    this.initId = record.initId
-    this.parent = parent
-  }
-  /** The driver parent of the container layer's diff: the init layer, else the image layer. */
-  get diffParent(): string | undefined {
-    return this.initId ?? this.parent?.cacheId
-  }
-}
-
-class RwHandle implements RwLayer {
-  readonly #m: MountedLayer
-  readonly #driver: Driver
-  constructor(m: MountedLayer, driver: Driver) {
-    this.#m = m
-    this.#driver = driver
-  }
-  get mounted(): MountedLayer {
-    return this.#m
-  }
-  get name(): string {
-    return this.#m.name
-  }
-  get parent(): LayerInfo | undefined {
-    return this.#m.parent
-  }
-  get mountId(): string {
-    return this.#m.mountId
-  }
-  mount(mountLabel?: string): Promise<string> {
-    return this.#driver.get(this.#m.mountId, mountLabel)
-  }
-  unmount(): Promise<void> {
-    return this.#driver.put(this.#m.mountId)
-  }
-  changes(): ReturnType<RwLayer['changes']> {
-    return this.#driver.changes(this.#m.mountId, this.#m.diffParent)
-  }
-  tarStream(): Promise<Readable> {
-    return this.#driver.diff(this.#m.mountId, this.#m.diffParent)
-  }
-  size(): Promise<number> {
-    return this.#driver.diffSize(this.#m.mountId, this.#m.diffParent)
-  }
-  applyDiff(tar: AsyncIterable<Uint8Array>): Promise<number> {
-    return this.#driver.applyDiff(this.#m.mountId, this.#m.diffParent, tar)
-  }
-  async metadata(): Promise<Record<string, string>> {
-    const m = await this.#driver.getMetadata(this.#m.mountId)
-    return m['ID'] ? m : { ...m, ID: this.#m.name }
-  }
-}
 
 function randomId(): string {
   return randomBytes(32).toString('hex')

@@ -1,0 +1,71 @@
+/**
+ * Read-write layers as the store keeps them: one {@link MountedLayer} per layer (Docker's
+ * mountedLayer), and the {@link RwHandle}s that createRwLayer/getRwLayer give out.
+ */
+import type { Readable } from 'node:stream'
+import type { Driver } from '../drivers/types.js'
+import type { MountRecord } from '../metadata/types.js'
+import type { RoLayer } from './ro-layer.js'
+import type { LayerInfo, RwLayer } from './types.js'
+
+/** A read-write layer as the store keeps it (Docker's mountedLayer). */
+export class MountedLayer {
+  readonly name: string
+  readonly mountId: string
+  readonly initId: string | undefined
+  readonly parent: RoLayer | undefined
+  readonly handles = new Set<RwHandle>()
+  constructor(record: MountRecord, parent: RoLayer | undefined) {
+    this.name = record.name
+    this.mountId = record.mountId
+    this.initId = record.initId
+    this.parent = parent
+  }
+  /** The driver parent of the container layer's diff: the init layer, else the image layer. */
+  get diffParent(): string | undefined {
+    return this.initId ?? this.parent?.cacheId
+  }
+}
+
+export class RwHandle implements RwLayer {
+  readonly #m: MountedLayer
+  readonly #driver: Driver
+  constructor(m: MountedLayer, driver: Driver) {
+    this.#m = m
+    this.#driver = driver
+  }
+  get mounted(): MountedLayer {
+    return this.#m
+  }
+  get name(): string {
+    return this.#m.name
+  }
+  get parent(): LayerInfo | undefined {
+    return this.#m.parent
+  }
+  get mountId(): string {
+    return this.#m.mountId
+  }
+  mount(mountLabel?: string): Promise<string> {
+    return this.#driver.get(this.#m.mountId, mountLabel)
+  }
+  unmount(): Promise<void> {
+    return this.#driver.put(this.#m.mountId)
+  }
+  changes(): ReturnType<RwLayer['changes']> {
+    return this.#driver.changes(this.#m.mountId, this.#m.diffParent)
+  }
+  tarStream(): Promise<Readable> {
+    return this.#driver.diff(this.#m.mountId, this.#m.diffParent)
+  }
+  size(): Promise<number> {
+    return this.#driver.diffSize(this.#m.mountId, this.#m.diffParent)
+  }
+  applyDiff(tar: AsyncIterable<Uint8Array>): Promise<number> {
+    return this.#driver.applyDiff(this.#m.mountId, this.#m.diffParent, tar)
+  }
+  async metadata(): Promise<Record<string, string>> {
+    const m = await this.#driver.getMetadata(this.#m.mountId)
+    return m['ID'] ? m : { ...m, ID: this.#m.name }
+  }
+}

@@ -12,6 +12,7 @@
  */
 import { readdirSync, chmodSync, lstatSync, mkdirSync } from 'node:fs'
 import { join, resolve } from 'node:path'
+import { settle } from '../internal/settle.js'
 import { PathFileGetter } from '../tarsplit/file-getter.js'
 import { copyTree } from './copy-tree.js'
 import { checkId } from './driver-id.js'
@@ -37,15 +38,6 @@ export interface VfsOptions {
 }
 
 const code = (err: unknown): string | undefined => (err as NodeJS.ErrnoException).code
-
-/** `fn()` as a promise: rejected, not thrown, when it throws (for methods without awaits). */
-function settle<T>(fn: () => T): Promise<T> {
-  try {
-    return Promise.resolve(fn())
-  } catch (err) {
-    return Promise.reject(err instanceof Error ? err : new Error(String(err)))
-  }
-}
 
 /** A FileGetter over a layer directory; nothing to release (vfs does not mount). */
 class VfsFileGetter extends PathFileGetter implements FileGetCloser {

@@ -14,20 +14,13 @@
  * relative to the driver's home and the mount runs from a thread whose working directory is
  * the home (see internal/sys.ts), so 127 lowers mount at any home path length.
  */
-import {
-  lstatSync,
-  mkdirSync,
-  readFileSync,
-  renameSync,
-  rmdirSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs'
+import { lstatSync, mkdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { debuglog } from 'node:util'
 import { FileLock } from '../../internal/lock.js'
 import { MNT_DETACH, sys } from '../../internal/sys.js'
 import { DriverIoError } from '../errors.js'
+import { writeAtomic } from '../write-atomic.js'
 
 const debug = debuglog('layerstore:overlay2')
 
@@ -119,9 +112,7 @@ export class OverlayMounts {
   }
 
   #writeCount(dir: string, count: number): void {
-    const tmp = join(dir, `${COUNT_FILE}.tmp`)
-    writeFileSync(tmp, String(count), { mode: 0o600 })
-    renameSync(tmp, join(dir, COUNT_FILE))
+    writeAtomic(join(dir, COUNT_FILE), String(count), 0o600)
   }
 
   async #mount(m: LayerMount, dir: string, merged: string): Promise<void> {

@@ -16,15 +16,9 @@
 # Run as root (owners, devices, trusted xattrs), like the peers it is compared with.
 set -euo pipefail
 
-usage() {
-  echo "usage: $0 DATA_DIR WORK_DIR [RUNS]" >&2
-  exit 2
-}
-[ $# -ge 2 ] && [ $# -le 3 ] || usage
-DATA=$(cd "$1" && pwd)
-WORK=$(cd "$2" && pwd)
-RUNS=${3:-5}
-[[ $RUNS =~ ^[1-9][0-9]*$ ]] || usage
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname "$0")/lib/common.sh"
+bench_args "$@"
 CASES=${CASES:-rootfs smallfiles}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 DIST=${LAYERSTORE_DIST:-$REPO/dist}
@@ -37,10 +31,8 @@ for c in $CASES; do [ -f "$DATA/$c.tar" ] || die "$DATA/$c.tar not found"; done
 
 OUT=$WORK/apply-bench
 rm -rf "$OUT"
-mkdir -p "$OUT/logs" "$OUT/layerstore"
-cp -a "$DIST" "$OUT/layerstore/dist"
-cp -a "$REPO/build" "$OUT/layerstore/build" # the native addon, found relative to dist/
-cp "$REPO/package.json" "$OUT/layerstore/"
+mkdir -p "$OUT/logs"
+copy_build "$DIST"
 export LAYERSTORE_DIST=$OUT/layerstore/dist
 TIMES=$OUT/times.tsv
 CASEINFO=$OUT/cases.tsv
@@ -48,7 +40,6 @@ CHECKS=$OUT/checks.tsv
 : >"$TIMES"
 : >"$CASEINFO"
 : >"$CHECKS"
-source "$REPO/bench/lib/common.sh"
 check_fs "$WORK"
 
 TOOLS=$WORK/node-tools

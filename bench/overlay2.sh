@@ -30,15 +30,9 @@
 # socket only, no networking, and is stopped by PID.
 set -euo pipefail
 
-usage() {
-  echo "usage: $0 DATA_DIR WORK_DIR [RUNS]" >&2
-  exit 2
-}
-[ $# -ge 2 ] && [ $# -le 3 ] || usage
-DATA=$(cd "$1" && pwd)
-WORK=$(cd "$2" && pwd)
-RUNS=${3:-5}
-[[ $RUNS =~ ^[1-9][0-9]*$ ]] || usage
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname "$0")/lib/common.sh"
+bench_args "$@"
 PARTS=${PARTS:-register chain commit}
 CASES=${CASES:-rootfs smallfiles}
 COMMIT_CASES=${COMMIT_CASES:-rootfs smallfiles}
@@ -73,10 +67,8 @@ umount_under() {
 }
 umount_under "$OUT"
 rm -rf "$OUT"
-mkdir -p "$OUT/logs" "$OUT/layerstore"
-cp -a "$DIST" "$OUT/layerstore/dist"
-cp -a "$REPO/build" "$OUT/layerstore/build" # the native addon, found relative to dist/
-cp "$REPO/package.json" "$OUT/layerstore/"
+mkdir -p "$OUT/logs"
+copy_build "$DIST"
 CLI=$OUT/layerstore/dist/cli/main.js
 TIMES=$OUT/times.tsv
 CASEINFO=$OUT/cases.tsv
@@ -84,8 +76,6 @@ CHECKS=$OUT/checks.tsv
 : >"$TIMES"
 : >"$CASEINFO"
 : >"$CHECKS"
-# shellcheck source-path=SCRIPTDIR source=lib/common.sh
-source "$REPO/bench/lib/common.sh"
 check_fs "$WORK"
 unset LAYERSTORE_OVERLAY2_NAIVE LAYERSTORE_ROOT LAYERSTORE_DRIVER
 

@@ -10,13 +10,9 @@
 #             WORK_DIR/register-bench, wiped at the start
 # env: CASES, QUIET_WAIT, LAYERSTORE_DIST as in apply.sh. Run as root.
 set -euo pipefail
-[ $# -ge 2 ] && [ $# -le 3 ] || {
-  echo "usage: $0 DATA_DIR WORK_DIR [RUNS]" >&2
-  exit 2
-}
-DATA=$(cd "$1" && pwd)
-WORK=$(cd "$2" && pwd)
-RUNS=${3:-5}
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname "$0")/lib/common.sh"
+bench_args "$@"
 CASES=${CASES:-rootfs smallfiles}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 DIST=${LAYERSTORE_DIST:-$REPO/dist}
@@ -26,10 +22,8 @@ DIST=${LAYERSTORE_DIST:-$REPO/dist}
 }
 OUT=$WORK/register-bench
 rm -rf "$OUT"
-mkdir -p "$OUT/logs" "$OUT/layerstore"
-cp -a "$DIST" "$OUT/layerstore/dist"
-cp -a "$REPO/build" "$OUT/layerstore/build"
-cp "$REPO/package.json" "$OUT/layerstore/"
+mkdir -p "$OUT/logs"
+copy_build "$DIST"
 CLI=$OUT/layerstore/dist/cli/main.js
 TIMES=$OUT/times.tsv
 CASEINFO=$OUT/cases.tsv
@@ -37,7 +31,6 @@ CHECKS=$OUT/checks.tsv
 : >"$TIMES"
 : >"$CASEINFO"
 : >"$CHECKS"
-source "$REPO/bench/lib/common.sh"
 check_fs "$WORK"
 {
   echo "# layer register: ours vs GNU tar -x + sha256sum"

@@ -20,15 +20,9 @@
 # at the start, so a rebuild of the repo during the run does not change what is measured.
 set -euo pipefail
 
-usage() {
-  echo "usage: $0 DATA_DIR WORK_DIR [RUNS]" >&2
-  exit 2
-}
-[ $# -ge 2 ] && [ $# -le 3 ] || usage
-DATA=$(cd "$1" && pwd)
-WORK=$(cd "$2" && pwd)
-RUNS=${3:-5}
-[[ $RUNS =~ ^[1-9][0-9]*$ ]] || usage
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname "$0")/lib/common.sh"
+bench_args "$@"
 CASES=${CASES:-rootfs smallfiles}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 DIST=${LAYERSTORE_DIST:-$REPO/dist}
@@ -44,10 +38,8 @@ for c in $CASES; do [ -f "$DATA/$c.tar" ] || die "$DATA/$c.tar not found"; done
 
 OUT=$WORK/tarsplit-bench
 rm -rf "$OUT"
-mkdir -p "$OUT/logs" "$OUT/layerstore"
-cp -a "$DIST" "$OUT/layerstore/dist"
-cp -a "$REPO/build" "$OUT/layerstore/build" # the native addon, found relative to dist/
-cp "$REPO/package.json" "$OUT/layerstore/"
+mkdir -p "$OUT/logs"
+copy_build "$DIST"
 CLI=$OUT/layerstore/dist/cli/main.js
 TIMES=$OUT/times.tsv # label case run wall_s maxrss_kb cpu_s other_cpu_s rc majflt refaults
 CASEINFO=$OUT/cases.tsv
@@ -56,7 +48,6 @@ CHECKS=$OUT/checks.tsv
 : >"$CASEINFO"
 : >"$CHECKS"
 
-source "$REPO/bench/lib/common.sh"
 check_fs "$WORK"
 fstype=$FSTYPE fsdev=$FSDEV journal=$JOURNAL
 

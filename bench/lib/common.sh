@@ -1,6 +1,28 @@
-# Shared by the bench scripts: the benchmark-filesystem check, page-cache warming and the
-# timed run. Source it after setting OUT (the script's output directory) and TIMES (its
-# times.tsv).
+# Shared by the bench scripts: their arguments, the copy of our build they measure, the
+# benchmark-filesystem check, page-cache warming and the timed run. Source it after setting
+# REPO (the repository); set OUT (the script's output directory) and TIMES (its times.tsv)
+# before calling copy_build, warm or timed.
+
+# bench_args "$@": DATA_DIR WORK_DIR [RUNS] -> DATA, WORK (absolute) and RUNS (default 5);
+# anything else is a usage error (exit 2).
+bench_args() {
+  if [ $# -lt 2 ] || [ $# -gt 3 ] || ! [[ ${3:-5} =~ ^[1-9][0-9]*$ ]]; then
+    echo "usage: $0 DATA_DIR WORK_DIR [RUNS]" >&2
+    exit 2
+  fi
+  DATA=$(cd "$1" && pwd)
+  WORK=$(cd "$2" && pwd)
+  RUNS=${3:-5}
+}
+
+# copy_build DIST: our build (DIST, the native addon in build/, package.json) copied to
+# $OUT/layerstore, so that a rebuild during the run cannot change what is measured.
+copy_build() {
+  mkdir -p "$OUT/layerstore"
+  cp -a "$1" "$OUT/layerstore/dist"
+  cp -a "$REPO/build" "$OUT/layerstore/build" # the native addon, found relative to dist/
+  cp "$REPO/package.json" "$OUT/layerstore/"
+}
 
 # check_fs DIR: warns unless DIR is on a journaled ext4 (see ../shared/bench/README.md: on the
 # journal-less root fs, creating files after mass deletes is slow and would be measured).

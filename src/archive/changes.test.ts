@@ -18,14 +18,10 @@ import { join } from 'node:path'
 import { sys } from '../internal/sys.js'
 import { changes, changesSize } from './changes.js'
 import type { Change } from './types.js'
+import { CAP_V2 } from '../testing/capabilities.js'
 
 const isRoot = process.getuid?.() === 0
 const needsRoot = { skip: !isRoot && 'needs root (chown, security.* xattrs)' }
-
-/** A v2 file capability (linux/capability.h): cap_net_bind_service permitted and effective. */
-const CAP_V2 = Buffer.alloc(20)
-CAP_V2.writeUInt32LE(0x02000001, 0)
-CAP_V2.writeUInt32LE(1 << 10, 4)
 
 function scratch(t: TestContext): string {
   const dir = mkdtempSync(join(tmpdir(), 'layerstore-changes-'))

@@ -27,20 +27,12 @@ import { readTar, TYPE, type TarHeader } from '../tar/index.js'
 import { changes } from './changes.js'
 import { exportChanges, exportTree } from './export-changes.js'
 import type { Change } from './types.js'
+import { CAP_V2, CAP_V3 } from '../testing/capabilities.js'
 
 const isRoot = process.getuid?.() === 0
 const needsRoot = { skip: !isRoot && 'needs root (mknod, chown, trusted.* and security.* xattrs)' }
 
 const MTIME = 1_600_000_000
-
-/** A v2 file capability (cap_net_bind_service), and the same as v3 with a namespace root id. */
-const CAP_V2 = Buffer.alloc(20)
-CAP_V2.writeUInt32LE(0x02000001, 0)
-CAP_V2.writeUInt32LE(1 << 10, 4)
-const CAP_V3 = Buffer.alloc(24)
-CAP_V3.writeUInt32LE(0x03000001, 0)
-CAP_V3.writeUInt32LE(1 << 10, 4)
-CAP_V3.writeUInt32LE(1000, 20)
 
 function scratch(t: TestContext): string {
   const dir = mkdtempSync(join(tmpdir(), 'layerstore-export-'))

@@ -35,20 +35,13 @@ import { changes } from './changes.js'
 import { ArchiveIoError } from './errors.js'
 import { overlayChanges } from './overlay-changes.js'
 import type { Change } from './types.js'
+import { CAP_V2, CAP_V3 } from '../testing/capabilities.js'
 
 const unsupported = overlayUnsupported()
 const needsOverlay = { skip: unsupported ?? false }
 
 const CAPABILITY = 'security.capability'
 const OPAQUE = 'trusted.overlay.opaque'
-/** A v2 file capability (cap_net_bind_service), and a v3 one with a namespace root id. */
-const CAP_V2 = Buffer.alloc(20)
-CAP_V2.writeUInt32LE(0x02000001, 0)
-CAP_V2.writeUInt32LE(1 << 10, 4)
-const CAP_V3 = Buffer.alloc(24)
-CAP_V3.writeUInt32LE(0x03000001, 0)
-CAP_V3.writeUInt32LE(1 << 10, 4)
-CAP_V3.writeUInt32LE(1000, 20)
 
 const show = (cs: readonly Change[]): string[] => cs.map((c) => `${c.kind} ${c.path}`)
 

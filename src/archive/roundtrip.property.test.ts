@@ -33,6 +33,7 @@ import { sys, S_IFBLK, S_IFCHR, S_IFIFO } from '../internal/sys.js'
 import { overlayUnsupported } from '../testing/overlay-mount.js'
 import { copyTree, describe, roundTrip } from '../testing/roundtrip.js'
 import type { WhiteoutFormat } from './types.js'
+import { CAP_V2, CAP_V3 } from '../testing/capabilities.js'
 
 const isRoot = process.getuid?.() === 0
 const overlay = isRoot && overlayUnsupported() === undefined
@@ -40,14 +41,6 @@ const overlay = isRoot && overlayUnsupported() === undefined
 const NUM_RUNS = Number(process.env['LAYERSTORE_ROUNDTRIP_RUNS'] ?? 50)
 
 const CAPABILITY = 'security.capability'
-/** A v2 file capability (cap_net_bind_service), and the same as v3 with a namespace root id. */
-const CAP_V2 = Buffer.alloc(20)
-CAP_V2.writeUInt32LE(0x02000001, 0)
-CAP_V2.writeUInt32LE(1 << 10, 4)
-const CAP_V3 = Buffer.alloc(24)
-CAP_V3.writeUInt32LE(0x03000001, 0)
-CAP_V3.writeUInt32LE(1 << 10, 4)
-CAP_V3.writeUInt32LE(1000, 20)
 const CAPS = { none: undefined, v2: CAP_V2, v3: CAP_V3 } as const
 type Cap = keyof typeof CAPS
 const CAP = fc.constantFrom<Cap>('none', 'v2', 'v3')

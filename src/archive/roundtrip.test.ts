@@ -32,20 +32,12 @@ import { hasCorpus, scratch } from '../testing/corpus.js'
 import { overlayUnsupported } from '../testing/overlay-mount.js'
 import { copyTree, describe, roundTrip, type RoundTripResult } from '../testing/roundtrip.js'
 import type { WhiteoutFormat } from './types.js'
+import { CAP_V2, CAP_V3 } from '../testing/capabilities.js'
 
 const isRoot = process.getuid?.() === 0
 const noCorpus = !hasCorpus() && 'no corpus'
 const noRoot = !isRoot && 'needs root (owners, devices, trusted xattrs)'
 const noOverlay = noCorpus || (overlayUnsupported() ?? false)
-
-/** A v2 file capability (cap_net_bind_service), and the same as v3 with a namespace root id. */
-const CAP_V2 = Buffer.alloc(20)
-CAP_V2.writeUInt32LE(0x02000001, 0)
-CAP_V2.writeUInt32LE(1 << 10, 4)
-const CAP_V3 = Buffer.alloc(24)
-CAP_V3.writeUInt32LE(0x03000001, 0)
-CAP_V3.writeUInt32LE(1 << 10, 4)
-CAP_V3.writeUInt32LE(1000, 20)
 
 async function applyLayers(files: readonly string[], dir: string): Promise<void> {
   mkdirSync(dir)

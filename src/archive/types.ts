@@ -7,7 +7,11 @@
  * - `aufs`: whiteouts are applied by deleting what they hide (the directory is a full tree,
  *   as vfs keeps it); exporting writes `.wh.` entries for deletions found by comparison.
  * - `overlay`: the directory is one layer of an overlayfs stack (overlay2's `diff/`):
- *   whiteouts become 0/0 character devices, opaque markers `trusted.overlay.opaque=y`.
+ *   whiteouts become 0/0 character devices, opaque markers `trusted.overlay.opaque=y` (at a
+ *   layer's root, where overlayfs ignores that xattr, one whiteout per name below).
+ *
+ * Comparing: `changes(new, old)` walks two whole trees; `overlayChanges(upper, lowers)` gives
+ * the same list for an overlayfs upper directory from that directory alone.
  */
 
 export type WhiteoutFormat = 'aufs' | 'overlay'

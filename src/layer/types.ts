@@ -8,7 +8,7 @@
  * too.
  *
  * ```ts
- * const store = await LayerStore.open({ root, driver: 'vfs' })
+ * const store = await LayerStore.open({ root }) // overlay2 where it mounts, else vfs
  * const base = await store.register(createReadStream('base.tar'))
  * const rw = await store.createRwLayer('c1', base.chainId)
  * const dir = await rw.mount()            // write the container's changes here

@@ -4,7 +4,16 @@
  * flock(2) for as long as the work runs; the kernel drops the lock when the process dies.
  * A sweep may delete what a marker names only when nobody holds the marker.
  */
-import { closeSync, mkdirSync, openSync, readdirSync, rmSync, constants } from 'node:fs'
+import {
+  closeSync,
+  fdatasyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  rmSync,
+  writeSync,
+  constants,
+} from 'node:fs'
 import { join } from 'node:path'
 import { sys } from './sys.js'
 
@@ -27,6 +36,15 @@ export class InflightMarker {
       throw new Error(`in-flight marker ${name} is held by another process`)
     }
     return new InflightMarker(path, fd)
+  }
+
+  /**
+   * Adds a line to the marker and syncs it: a journal of the work, for whoever finds the
+   * marker after this process died.
+   */
+  append(line: string): void {
+    writeSync(this.#fd, `${line}\n`)
+    fdatasyncSync(this.#fd)
   }
 
   /** The work is done (or abandoned and cleaned up): the marker goes. */

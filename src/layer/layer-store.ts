@@ -31,7 +31,9 @@ import { disassemble, disassembleTo } from '../tarsplit/disassemble.js'
 import { JsonPacker } from '../tarsplit/packer.js'
 import { assemble } from '../tarsplit/assemble.js'
 import { unpack } from '../tarsplit/unpacker.js'
+import { ENTRY_TYPE, type FileEntry, type SegmentEntry } from '../tarsplit/entry.js'
 import { VerifyDigest } from '../digest/verify.js'
+import { DigestMismatchError } from '../digest/errors.js'
 import { FileLock } from '../internal/lock.js'
 import { InflightMarker, isInflight, sweepInflight } from '../internal/inflight.js'
 import { sys } from '../internal/sys.js'
@@ -175,6 +177,8 @@ export class LayerStore {
         throw asMetadataError(err, 'write tar-split.json.gz')
       })
       const diffId = result.diffId!
+      if (options.expectDiffId !== undefined && diffId !== options.expectDiffId)
+        throw new DigestMismatchError(options.expectDiffId, diffId, 'layer')
       const chainId = chainIdOf(p?.chainId, diffId)
       txn.setDiffId(diffId)
       txn.setSize(size)
@@ -487,6 +491,16 @@ export class LayerStore {
     const verify = new VerifyDigest(layer.diffId)
     pipeline(Readable.from(bytes()), verify).catch(() => undefined) // errors surface on verify
     return verify
+  }
+
+  /** Length of the registered tar, summed from its tar-split metadata (no file is read). */
+  async layerTarSize(layer: RoLayer): Promise<number> {
+    let size = 0
+    for await (const e of unpack(this.#db.openTarSplit(layer.chainId))) {
+      if (e.type === ENTRY_TYPE.SEGMENT) size += (e as SegmentEntry).payload.length
+      else if (e.type === ENTRY_TYPE.FILE) size += (e as FileEntry).size
+    }
+    return size
   }
 
   // ---- internals ----------------------------------------------------------------------------

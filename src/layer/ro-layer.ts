@@ -12,6 +12,7 @@ import type { Layer, LayerInfo, LayerMetadata } from './types.js'
 export interface LayerSource {
   readonly driver: Driver
   layerTarStream(layer: RoLayer): Readable
+  layerTarSize(layer: RoLayer): Promise<number>
 }
 
 /** An image layer as the store keeps it (Docker's roLayer). */
@@ -81,6 +82,9 @@ export class LayerHandle implements Layer {
   }
   tarStream(): Readable {
     return this.#store.layerTarStream(this.#layer)
+  }
+  tarSize(): Promise<number> {
+    return this.#store.layerTarSize(this.#layer)
   }
   metadata(): Promise<Record<string, string>> {
     return this.#store.driver.getMetadata(this.#layer.cacheId)

@@ -56,6 +56,8 @@ export interface Layer extends LayerInfo {
    * no longer hash to the DiffID.
    */
   tarStream(): Readable
+  /** Length in bytes of what tarStream() gives, known before reading it (from tar-split). */
+  tarSize(): Promise<number>
   /** Driver paths of the layer (vfs: SourceDir). */
   metadata(): Promise<Record<string, string>>
 }
@@ -94,6 +96,11 @@ export interface CreateRwLayerOptions {
 export interface RegisterOptions {
   /** Distribution descriptor kept in `descriptor.json` (Docker's RegisterWithDescriptor). */
   readonly descriptor?: Readonly<Record<string, unknown>>
+  /**
+   * The DiffID the tar must hash to (an image configuration's `rootfs.diff_ids` entry):
+   * otherwise the registration fails with DIGEST_MISMATCH and nothing is recorded.
+   */
+  readonly expectDiffId?: DiffId
   readonly signal?: AbortSignal
 }
 

@@ -4,197 +4,57 @@
  * wrote opens in Docker, which uses its layers as its own (load, save, create, export). Images
  * are built by Docker itself without network (legacy builder, FROM scratch, no RUN).
  */
-import { test, type TestContext } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createHash } from 'node:crypto'
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { buffer } from 'node:stream/consumers'
 import { chainIds, digestHex, type ChainId, type DiffId } from '../digest/index.js'
 import { LayerStore } from '../layer/layer-store.js'
-import { hostPlatform } from './platform.js'
 import type { Layer } from '../layer/types.js'
-import { readTar, TYPE, writeTar, type TarWriteEntry } from '../tar/index.js'
+import { readTar, TYPE, type TarWriteEntry } from '../tar/index.js'
 import {
-  dockerBuild,
-  dockerdUnavailable,
-  inspectImage,
-  startDockerd,
-  type Dockerd,
-  type DockerdOptions,
-} from '../testing/dockerd.js'
+  DockerSession,
+  layerProblems,
+  listDir,
+  once,
+  savedDiffIds,
+  sha256,
+  tarBytes,
+  writeBuildContext,
+} from '../testing/docker-session.js'
+import { dockerBuild, dockerdUnavailable, inspectImage } from '../testing/dockerd.js'
+import { hostPlatform } from './platform.js'
 
-const sha256 = (b: Uint8Array | string): string =>
-  `sha256:${createHash('sha256').update(b).digest('hex')}`
+const MTIME = 1_700_000_000
 
-/**
- * A scratch directory for one test, removed after it; daemons started through it are stopped
- * and stores cleaned up first, in that order, also when the test fails.
- */
-class Session {
-  readonly dir = mkdtempSync(join(tmpdir(), 'layerstore-docker-'))
-  readonly #daemons: Dockerd[] = []
-  readonly #stores: LayerStore[] = []
-
-  constructor(t: TestContext) {
-    t.after(async () => {
-      for (const d of this.#daemons) await d.stop()
-      for (const s of this.#stores) await s.cleanup()
-      rmSync(this.dir, { recursive: true, force: true })
-    })
-  }
-
-  /** A daemon on `root`; a reason to skip is an error here (the test checked it up front). */
-  async dockerd(root: string, options: DockerdOptions): Promise<Dockerd> {
-    const d = await startDockerd(root, options)
-    if ('skip' in d) throw new Error(`dockerd cannot run: ${d.skip}`)
-    this.#daemons.push(d)
-    return d
-  }
-
-  async store(root: string, driver: string, warnings: string[]): Promise<LayerStore> {
-    const store = await LayerStore.open({
-      root,
-      driver,
-      onWarning: (code, message) => warnings.push(`${code}: ${message}`),
-    })
-    this.#stores.push(store)
-    return store
-  }
-}
-
-/** Names in a directory, or none when it does not exist. */
-function listDir(dir: string): string[] {
-  return existsSync(dir) ? readdirSync(dir) : []
-}
-
-async function* once(b: Uint8Array): AsyncGenerator<Uint8Array> {
-  yield b
-}
-
-async function tarBytes(entries: TarWriteEntry[]): Promise<Buffer> {
-  const chunks: Uint8Array[] = []
-  for await (const c of writeTar(entries)) chunks.push(Buffer.from(c))
-  return Buffer.concat(chunks)
-}
-
-/** The regular files of a tar, by name. */
-async function tarFiles(tar: Uint8Array): Promise<Map<string, Buffer>> {
-  const files = new Map<string, Buffer>()
-  for await (const e of readTar(once(tar))) {
-    if (e.header.typeflag !== TYPE.REG) continue
-    const parts: Buffer[] = []
-    for await (const c of e.body) parts.push(Buffer.from(c))
-    files.set(e.header.name, Buffer.concat(parts))
-  }
-  return files
-}
-
-/** `docker save` of `ref`: the DiffID of each layer blob, bottom first (manifest.json order). */
-async function savedDiffIds(d: Dockerd, ref: string): Promise<string[]> {
-  const files = await tarFiles((await d.docker(['save', ref])).stdout)
-  const manifest = files.get('manifest.json')
-  assert.ok(manifest !== undefined, 'docker save wrote no manifest.json')
-  const [image] = JSON.parse(manifest.toString()) as { Layers: string[] }[]
-  assert.ok(image !== undefined)
-  return image.Layers.map((path) => {
-    const blob = files.get(path)
-    assert.ok(blob !== undefined, `docker save: no ${path}`)
-    return sha256(blob)
+/** A layer store on `root`, unmounted after the test; warnings collected. */
+async function openStore(
+  s: DockerSession,
+  root: string,
+  driver: string,
+  warnings: string[],
+): Promise<LayerStore> {
+  const store = await LayerStore.open({
+    root,
+    driver,
+    onWarning: (code, message) => warnings.push(`${code}: ${message}`),
   })
-}
-
-/** Lines of a daemon log that tell of a layer or image it could not use, or of any error. */
-function layerProblems(log: string): string[] {
-  return log
-    .split('\n')
-    .filter((l) =>
-      /level=(error|fatal)|failed to load (layer|mount)|layer.*(invalid|corrupt)/i.test(l),
-    )
+  s.defer(() => store.cleanup())
+  return store
 }
 
 // ---- (a) Docker writes, layerstore reads -------------------------------------------------------
-
-const HOUR = 3600
-const MTIME = 1_700_000_000
-
-/** A tar for ADD, which Docker extracts: links, a long name, owners and odd modes. */
-function addTar(): Promise<Buffer> {
-  const long = `${'long-directory-name-'.repeat(4)}end/${'f'.repeat(90)}.txt`
-  const h = (
-    name: string,
-    more: Partial<TarWriteEntry['header']> = {},
-  ): TarWriteEntry['header'] => ({
-    name,
-    mode: 0o644,
-    mtime: MTIME,
-    ...more,
-  })
-  return tarBytes([
-    { header: h('tree/', { typeflag: TYPE.DIR, mode: 0o750, uid: 1000, gid: 1000 }) },
-    { header: h('tree/secret', { mode: 0o600, uid: 1000, gid: 1000 }), body: Buffer.from('s\n') },
-    {
-      header: h('tree/hard', {
-        typeflag: TYPE.LINK,
-        linkname: 'tree/secret',
-        uid: 1000,
-        gid: 1000,
-        mode: 0o600,
-      }),
-    },
-    {
-      header: h('tree/sym', { typeflag: TYPE.SYMLINK, linkname: '../etc/os-release', mode: 0o777 }),
-    },
-    { header: h('tree/empty/', { typeflag: TYPE.DIR, mode: 0o755, mtime: MTIME + HOUR }) },
-    { header: h(long), body: Buffer.from('a long name\n') },
-  ])
-}
-
-/** A build context: three layers (COPY, ADD, COPY --chown) between empty ENV and LABEL steps. */
-async function writeContext(dir: string): Promise<void> {
-  const put = (path: string, data: string | Buffer, mode = 0o644): void => {
-    mkdirSync(join(dir, path, '..'), { recursive: true })
-    writeFileSync(join(dir, path), data, { mode })
-  }
-  put('base/etc/os-release', 'ID=layerstore\n')
-  put('base/bin/tool', '#!/bin/sh\necho tool\n', 0o755)
-  put('base/data/big.bin', Buffer.alloc(300_000, 7))
-  put('base/data/sub/deep/file.txt', 'deep\n')
-  put('extra.tar', await addTar())
-  put('over/etc/os-release', 'ID=changed\n')
-  put('over/data/sub/more.txt', 'more\n')
-  put(
-    'Dockerfile',
-    [
-      'FROM scratch',
-      'COPY base/ /',
-      'ENV PATH=/bin',
-      'ADD extra.tar /opt/',
-      'LABEL org.example.test=interop',
-      'COPY --chown=1000:1000 over/ /',
-      '',
-    ].join('\n'),
-  )
-}
 
 for (const driver of ['overlay2', 'vfs'] as const) {
   test(
     `Docker's ${driver} root opens in layerstore with Docker's ChainIDs, each layer exporting to its DiffID`,
     { skip: dockerdUnavailable(driver) ?? false },
     async (t) => {
-      const s = new Session(t)
+      const s = new DockerSession(t)
       const root = join(s.dir, 'root')
       const context = join(s.dir, 'context')
-      await writeContext(context)
+      await writeBuildContext(context)
 
       const d = await s.dockerd(root, { driver })
       const id = await dockerBuild(d, context, 'interop/a:1')
@@ -207,7 +67,7 @@ for (const driver of ['overlay2', 'vfs'] as const) {
       assert.deepEqual(listDir(layerdb).sort(), chain.map(digestHex).sort(), "Docker's layerdb")
 
       const warnings: string[] = []
-      const store = await s.store(root, driver, warnings)
+      const store = await openStore(s, root, driver, warnings)
       assert.deepEqual(warnings, [])
       assert.equal(store.driver.name, driver)
       assert.deepEqual([...store.map().keys()].sort(), [...chain].sort())
@@ -383,10 +243,10 @@ test(
   'an overlay2 root layerstore wrote opens in Docker, which loads, saves, creates and exports on its layers',
   { skip: dockerdUnavailable('overlay2') ?? false },
   async (t) => {
-    const s = new Session(t)
+    const s = new DockerSession(t)
     const root = join(s.dir, 'root')
     const warnings: string[] = []
-    const store = await s.store(root, 'overlay2', warnings)
+    const store = await openStore(s, root, 'overlay2', warnings)
     let parent: ChainId | undefined
     const diffIds: DiffId[] = []
     for (const tar of await layerTars()) {

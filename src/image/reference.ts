@@ -24,12 +24,15 @@
  * normalizeTag('localhost:5000/x:y')            // 'localhost:5000/x:y'
  * ```
  *
+ * Image IDs typed where a reference may stand (`docker image inspect 3f5a`) are the second half
+ * of this file: {@link parseImageQuery} and the comment above it give Docker's lookup order.
+ *
  * Divergence: Docker also accepts sha384 and sha512 digests; this store knows only sha256
  * (see digest/digest.ts), so other algorithms are refused as invalid.
  */
-import { isDigest } from '../digest/digest.js'
+import { digestFromHex, isDigest } from '../digest/digest.js'
 import { ReferenceInvalidError } from './errors.js'
-import type { NamedReference } from './types.js'
+import type { ImageId, NamedReference } from './types.js'
 
 /** Docker Hub's canonical domain, what familiar names expand to. */
 export const DEFAULT_DOMAIN = 'docker.io'
@@ -212,4 +215,63 @@ export function normalizeTag(name: string): string | undefined {
 export function normalizeRefName(refName: string): string | undefined {
   if (!/[/:@]/.test(refName)) return undefined
   return normalizeTag(refName)
+}
+
+/*
+ * Image IDs on the command line. `docker image inspect X` (and rm, tag, save, run) resolves X
+ * as the classic image service does (daemon/images GetImage, over `ParseAnyReference`):
+ *
+ * 1. `sha256:<64 hex>` or a bare `<64 hex>` is an image ID and nothing else: names are never
+ *    consulted (a 64-hex string cannot be a name, see parseReference).
+ * 2. Anything else must parse as a name, else REFERENCE_INVALID: `ABC` is refused, even though
+ *    it reads as hex, because upper case is not a name.
+ * 3. The name, with `latest` added when it has neither tag nor digest, is looked up among the
+ *    store's tags and digests.
+ * 4. Only if no name matches, X as typed is tried as an ID prefix: lower-case hex, bare or
+ *    after `sha256:`, of any length from 1 digit (the classic store's digest set sets no
+ *    minimum; Docker's containerd image store asks for 4). `sha256:abc` gets there because it
+ *    parses as the name `docker.io/library/sha256:abc`. A prefix that more than one image ID
+ *    starts with is REFERENCE_AMBIGUOUS.
+ */
+
+const FULL_ID_RE = /^(?:sha256:)?([a-f0-9]{64})$/
+const ID_PREFIX_RE = /^(?:sha256:)?([a-f0-9]{1,64})$/
+
+/** Step 1 above: the image ID that `s` names exactly (`sha256:<64 hex>` or `<64 hex>`), else undefined. */
+export function exactImageId(s: string): ImageId | undefined {
+  const m = FULL_ID_RE.exec(s)
+  return m?.[1] === undefined ? undefined : digestFromHex(m[1])
+}
+
+/** Whether `s` has a form Docker tries as an image ID prefix (step 4): `[sha256:]<1–64 lower-case hex>`. */
+export function isImageIdPrefix(s: string): boolean {
+  return ID_PREFIX_RE.test(s)
+}
+
+/**
+ * The ID prefix `s` stands for, in the `sha256:<hex>` form so that `id.startsWith(prefix)`
+ * tests an image ID against it; undefined when `s` is no ID prefix (see {@link isImageIdPrefix}).
+ */
+export function imageIdPrefix(s: string): string | undefined {
+  const m = ID_PREFIX_RE.exec(s)
+  return m?.[1] === undefined ? undefined : `sha256:${m[1]}`
+}
+
+/** How to look an image up from what a user typed (the steps above). */
+export type ImageQuery =
+  /** Step 1: exactly this image ID. */
+  | { readonly kind: 'id'; readonly id: ImageId }
+  /**
+   * Steps 3 and 4: `ref` (tag defaulted) among the names; if none, images whose ID starts
+   * with `idPrefix`, when present.
+   */
+  | { readonly kind: 'name'; readonly ref: NamedReference; readonly idPrefix?: string }
+
+/** Classifies what a user typed as an image ID or a name (steps 1 and 2); REFERENCE_INVALID otherwise. */
+export function parseImageQuery(s: string): ImageQuery {
+  const id = exactImageId(s)
+  if (id !== undefined) return { kind: 'id', id }
+  const ref = withDefaultTag(parseReference(s))
+  const idPrefix = imageIdPrefix(s)
+  return idPrefix === undefined ? { kind: 'name', ref } : { kind: 'name', ref, idPrefix }
 }

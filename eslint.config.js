@@ -40,7 +40,7 @@ export default defineConfig(
       parserOptions: {
         projectService: {
           // Files outside tsconfig.json's "include" (src/) that we still lint with types.
-          allowDefaultProject: ['eslint.config.js', 'scripts/*.mjs'],
+          allowDefaultProject: ['eslint.config.js', 'scripts/*.mjs', 'examples/*.mjs'],
         },
         tsconfigRootDir: import.meta.dirname,
       },
@@ -92,7 +92,7 @@ export default defineConfig(
   },
   {
     // The CLI owns stdout/stderr; scripts and benchmarks are developer tools that print.
-    files: ['src/cli/**', 'scripts/**', 'bench/**'],
+    files: ['src/cli/**', 'scripts/**', 'bench/**', 'examples/**'],
     rules: { 'no-console': 'off' },
   },
   {

@@ -9,6 +9,7 @@ import { reportError, UsageError, type GlobalOptions } from './output.js'
 const HELP = `Usage: layerstore [--root DIR] [--driver overlay2|vfs] [--json] [--quiet] COMMAND ...
 
 Commands:
+  image load|save|ls|inspect|tag|rm                    images (docker-archive, OCI layout)
   layer register|ls|inspect|export|rm                   image layers
   rw create|ls|mount|unmount|changes|diff|commit|rm    read-write layers (container roots)
   tar-split disasm|asm   split a tar into tar-split metadata, and put it back together
@@ -27,6 +28,7 @@ const COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
   'tar-split': async () => (await import('./commands/tar-split.js')).tarSplit,
   layer: async () => (await import('./commands/layer.js')).layer,
   rw: async () => (await import('./commands/rw.js')).rw,
+  image: async () => (await import('./commands/image.js')).image,
 }
 
 /** Splits the global options off the front of argv. */

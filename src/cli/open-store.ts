@@ -5,6 +5,7 @@
  */
 import { homedir } from 'node:os'
 import { join } from 'node:path'
+import { ImageStore } from '../image/image-store.js'
 import { LayerStore } from '../layer/layer-store.js'
 import type { GlobalOptions } from './output.js'
 
@@ -19,13 +20,27 @@ export function defaultRoot(): string {
   )
 }
 
-export async function openStore(global: GlobalOptions): Promise<LayerStore> {
+/** Root, driver and warnings as the CLI contract says. */
+function storeOptions(global: GlobalOptions): {
+  root: string
+  driver?: string
+  onWarning: (code: string, message: string) => void
+} {
   const driver = global.driver ?? process.env['LAYERSTORE_DRIVER']
-  return LayerStore.open({
+  return {
     root: global.root ?? defaultRoot(),
     ...(driver !== undefined && driver !== '' ? { driver } : {}),
     onWarning: (code, message) => {
       if (!global.quiet) process.stderr.write(`layerstore: warning: ${code}: ${message}\n`)
     },
-  })
+  }
+}
+
+export async function openStore(global: GlobalOptions): Promise<LayerStore> {
+  return LayerStore.open(storeOptions(global))
+}
+
+/** The image store (and its layer store under it) a CLI command works on. */
+export async function openImages(global: GlobalOptions): Promise<ImageStore> {
+  return ImageStore.open(storeOptions(global))
 }

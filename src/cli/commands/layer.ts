@@ -7,7 +7,7 @@ import { chainIdArg } from '../args.js'
 import type { ChainId } from '../../digest/digest.js'
 import { decompress } from '../../archive/decompress.js'
 import type { LayerInfo, LayerMetadata } from '../../layer/types.js'
-import { openStore } from '../open-store.js'
+import { openImages, openStore } from '../open-store.js'
 import { print, UsageError, type GlobalOptions } from '../output.js'
 import { stdoutSink } from '../stdout-sink.js'
 
@@ -26,7 +26,7 @@ inspect   Shows one layer.
 export    Writes the exact tar that was registered (to FILE or standard output). Fails with
           DIGEST_MISMATCH, before the last bytes, when the layer's files no longer hash to its
           DiffID.
-rm        Deletes a layer that no other layer and no read-write layer holds, then its parents
+rm        Deletes a layer that no image, no other layer and no read-write layer holds, then its parents
           that nothing else holds; prints what was removed, child first.
 
 Options:
@@ -122,7 +122,7 @@ export async function layer(argv: string[], global: GlobalOptions): Promise<numb
     }
     case 'rm': {
       const id = chainArg()
-      const store = await openStore(global)
+      const store = (await openImages(global)).layers // images hold their layers
       const removed = await store.remove(id)
       print(global, removed.map(removedJson), removed.map((m) => `${m.chainId}\n`).join(''))
       return 0

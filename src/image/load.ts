@@ -1,0 +1,165 @@
+/**
+ * Loading the images of an archive (Docker's `tarexport` load): for each image, its layers
+ * bottom up — a layer already in the store (by ChainID) is not read at all — each blob checked
+ * against the digest the manifest announces and, decompressed, against the configuration's
+ * DiffID before it is recorded; then the image record and its names, last.
+ *
+ * A crash never leaves an image record without its layers (the record is written after
+ * them). Layers a load registered before it died are listed in its journal, a file locked for
+ * the load's lifetime under `layerstore/loads/`; the next ImageStore.open removes those that no
+ * image and no running load uses.
+ */
+import { randomBytes } from 'node:crypto'
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { decompress } from '../archive/decompress.js'
+import { chainIds } from '../digest/chain-id.js'
+import type { DiffId } from '../digest/digest.js'
+import { VerifyDigest } from '../digest/verify.js'
+import { hasCode } from '../errors.js'
+import { InflightMarker } from '../internal/inflight.js'
+import type { LayerStore } from '../layer/layer-store.js'
+import type { Layer } from '../layer/types.js'
+import { openArchiveSource } from './archive-source.js'
+import { DiffIdMismatchError } from './errors.js'
+import { readArchive } from './read-archive.js'
+import type { ArchiveImage, ArchiveLayer, ArchiveSource, ImageId, LoadOptions } from './types.js'
+
+/** What a load needs of the image store. */
+export interface LoadContext {
+  readonly layers: LayerStore
+  readonly journalDir: string
+  /** Records the image (holding `pin`, its top layer) and points `tags` at it. */
+  commit(image: ArchiveImage, pin: Layer | undefined, tags: readonly string[]): Promise<void>
+}
+
+/** Loads every image of the archive at `input`; returns their IDs in archive order. */
+export async function loadArchive(
+  input: string,
+  options: LoadOptions,
+  ctx: LoadContext,
+): Promise<ImageId[]> {
+  const source = await openArchiveSource(input)
+  try {
+    const images = await readArchive(
+      source,
+      options.platform !== undefined ? { platform: options.platform } : {},
+    )
+    const journal = InflightMarker.hold(ctx.journalDir, `load-${randomBytes(8).toString('hex')}`)
+    try {
+      const ids: ImageId[] = []
+      for (const image of images) {
+        const pin = await loadLayers(image, source, journal, options, ctx.layers)
+        await ctx.commit(image, pin, image.repoTags)
+        options.onProgress?.({ kind: 'image-done', id: image.id, repoTags: image.repoTags })
+        ids.push(image.id)
+      }
+      return ids
+    } finally {
+      journal.release()
+    }
+  } finally {
+    await source.close()
+  }
+}
+
+/** Registers the image's missing layers; returns a hold on its top layer. */
+async function loadLayers(
+  image: ArchiveImage,
+  source: ArchiveSource,
+  journal: InflightMarker,
+  options: LoadOptions,
+  layers: LayerStore,
+): Promise<Layer | undefined> {
+  const chain = chainIds(image.diffIds)
+  // The highest layer already present, held so that nobody deletes it while we build on it.
+  let held: Layer | undefined
+  let start = 0
+  for (let i = chain.length - 1; i >= 0 && held === undefined; i--) {
+    if (!layers.map().has(chain[i]!)) continue
+    journal.append(`= ${chain[i]!}`)
+    try {
+      held = await layers.get(chain[i]!)
+      start = i + 1
+    } catch (err) {
+      if (!hasCode(err, 'LAYER_DOES_NOT_EXIST')) throw err // deleted meanwhile: look lower
+    }
+  }
+  for (let i = 0; i < start; i++)
+    options.onProgress?.({ kind: 'layer-done', diffId: image.diffIds[i]!, bytes: 0, skipped: true })
+  try {
+    for (let i = start; i < chain.length; i++) {
+      journal.append(`+ ${chain[i]!}`)
+      const layer = await registerLayer(image, i, source, held, options, layers)
+      if (held !== undefined) await layers.release(held) // the new layer holds its parent
+      held = layer
+    }
+    return held
+  } catch (err) {
+    if (held !== undefined) await layers.release(held).catch(() => undefined)
+    throw err
+  }
+}
+
+async function registerLayer(
+  image: ArchiveImage,
+  index: number,
+  source: ArchiveSource,
+  parent: Layer | undefined,
+  options: LoadOptions,
+  layers: LayerStore,
+): Promise<Layer> {
+  const blob = image.layers[index]!
+  const diffId = image.diffIds[index]!
+  const total = blobSize(source, blob)
+  const progress = options.onProgress
+  progress?.({ kind: 'layer-start', diffId, ...(total !== undefined ? { total } : {}) })
+  let bytes = 0
+  async function* counted(): AsyncGenerator<Uint8Array> {
+    for await (const chunk of source.open(blob.path, options.signal)) {
+      bytes += chunk.length
+      progress?.({
+        kind: 'layer-progress',
+        diffId,
+        bytes,
+        ...(total !== undefined ? { total } : {}),
+      })
+      yield chunk
+    }
+  }
+  let compressed: AsyncIterable<Uint8Array> = counted()
+  // An uncompressed blob's digest is its DiffID, which the registration checks anyway.
+  if (blob.digest !== undefined && blob.digest !== diffId) {
+    const verify = new VerifyDigest(blob.digest, `layer blob ${blob.path}`)
+    pipeline(Readable.from(compressed), verify).catch(() => undefined) // errors surface on verify
+    compressed = verify
+  }
+  const { stream } = await decompress(
+    compressed,
+    options.signal !== undefined ? { signal: options.signal } : {},
+  )
+  try {
+    const layer = await layers.register(stream, parent?.chainId, {
+      expectDiffId: diffId,
+      ...(options.signal !== undefined ? { signal: options.signal } : {}),
+    })
+    progress?.({ kind: 'layer-done', diffId, bytes, skipped: false })
+    return layer
+  } catch (err) {
+    stream.destroy()
+    if (hasCode(err, 'DIGEST_MISMATCH') && (err as { expected?: unknown }).expected === diffId)
+      throw new DiffIdMismatchError(
+        `invalid diffID for layer ${index} (${blob.path}): expected ${diffId}, got ${String((err as { actual?: DiffId }).actual)}`,
+        { cause: err },
+      )
+    throw err
+  }
+}
+
+function blobSize(source: ArchiveSource, blob: ArchiveLayer): number | undefined {
+  try {
+    return source.size(blob.path)
+  } catch {
+    return blob.size
+  }
+}

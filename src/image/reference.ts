@@ -30,7 +30,7 @@
  * Divergence: Docker also accepts sha384 and sha512 digests; this store knows only sha256
  * (see digest/digest.ts), so other algorithms are refused as invalid.
  */
-import { digestFromHex, isDigest } from '../digest/digest.js'
+import { DIGEST_ALGORITHM, digestFromHex, isDigest } from '../digest/digest.js'
 import { ReferenceInvalidError } from './errors.js'
 import type { ImageId, NamedReference } from './types.js'
 
@@ -184,11 +184,29 @@ function suffix(ref: NamedReference): string {
 }
 
 /**
+ * Refuses, with REFERENCE_INVALID, a reference `docker tag` would not record: one with a digest
+ * (`refusing to create a tag with a digest reference`), one named `sha256` (Docker's reference
+ * store: `refusing to create an ambiguous tag using digest algorithm as name`), and one whose
+ * familiar name is 64 hex digits (`docker.io/<64 hex>`: the API carries the familiar name,
+ * which then parses as an image ID).
+ */
+export function checkTaggable(ref: NamedReference): void {
+  const shown = familiarString(ref)
+  if (ref.digest !== undefined) throw invalid(shown, 'a tag cannot have a digest')
+  if (ref.familiarName === DIGEST_ALGORITHM)
+    throw invalid(shown, `"${DIGEST_ALGORITHM}" as a name is ambiguous with a digest`)
+  if (IDENTIFIER_RE.test(ref.familiarName))
+    throw invalid(shown, 'a 64-character hexadecimal name is ambiguous with an image ID')
+}
+
+/**
  * Normalizes a name an archive gives an image (`RepoTags` of a docker-archive, an OCI index
  * entry's `io.containerd.image.name`) to the fully qualified `name:tag` the store records:
  * `busybox` → `docker.io/library/busybox:latest`, `foo/bar:1` → `docker.io/foo/bar:1`.
- * Undefined for what is not a valid name, and for a digest reference (archives name images by
- * tag; a digest is not a tag to record).
+ * Undefined for what is not a valid name; for a digest reference (archives name images by
+ * tag; a digest is not a tag to record); and for the name `sha256`, a tag `docker load`
+ * skips (its reference store refuses it). Docker itself refuses a `RepoTags` entry without a
+ * tag; this takes it as `latest`.
  *
  * A bare word is read as a repository name, as Docker's grammar reads it: `latest` gives
  * `docker.io/library/latest:latest`. For `org.opencontainers.image.ref.name`, which is often a
@@ -201,7 +219,7 @@ export function normalizeTag(name: string): string | undefined {
   } catch {
     return undefined
   }
-  if (ref.digest !== undefined) return undefined
+  if (ref.digest !== undefined || ref.familiarName === DIGEST_ALGORITHM) return undefined
   return formatReference(withDefaultTag(ref))
 }
 

@@ -15,16 +15,15 @@ import { join } from 'node:path'
 import { digestFromHex, digestHex } from '../digest/digest.js'
 import { ensureDir, errnoOf, fsyncPath, goJson, writeExact } from '../metadata/files.js'
 import { familiarString, formatReference, parseReference } from './reference.js'
-import type { ImageId } from './types.js'
+import type { ImageId, ImageWarningCode } from './types.js'
 
 /** Configurations above this are refused (Docker reads them whole too). */
 export const MAX_CONFIG_SIZE = 8 << 20
 /** repositories.json above this is refused. */
 const MAX_REPOSITORIES_SIZE = 64 << 20
 
-export type ImageDbWarningCode =
-  | 'IMAGE_RECORD_SKIPPED' // an imagedb file whose bytes do not hash to its name, or unreadable
-  | 'IMAGE_REFERENCE_SKIPPED' // a repositories.json entry that is not a valid reference
+/** What reading the records may warn about. */
+export type ImageDbWarningCode = Exclude<ImageWarningCode, 'IMAGE_LAYERS_MISSING'>
 
 export class ImageDb {
   /** `<root>/image/<driver>` */

@@ -131,3 +131,9 @@ export interface SaveOptions {
   readonly onProgress?: (event: ProgressEvent) => void
   readonly signal?: AbortSignal
 }
+
+/** Anomalies an ImageStore reports through `onWarning` when it reads the records. */
+export type ImageWarningCode =
+  | 'IMAGE_RECORD_SKIPPED' // an imagedb file whose bytes do not hash to its name, or unreadable
+  | 'IMAGE_REFERENCE_SKIPPED' // a repositories.json entry that is not a valid reference
+  | 'IMAGE_LAYERS_MISSING' // an image whose top layer is not in the layer store

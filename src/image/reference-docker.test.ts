@@ -97,7 +97,7 @@ test(
       const mine = ours(input)
       if (JSON.stringify(mine) !== JSON.stringify(theirs))
         disagreements.push(
-          `${JSON.stringify(input)}: ours ${JSON.stringify(mine)}, Docker's ${JSON.stringify(theirs)}`,
+          `${input}: ours ${JSON.stringify(mine)}, Docker's ${JSON.stringify(theirs)}`,
         )
     }
     assert.deepEqual(disagreements, [])
@@ -106,7 +106,7 @@ test(
 )
 
 test(
-  'docker image inspect tries names before image ID prefixes, of any length, as parseImageQuery says',
+  'docker image inspect tries names, then ID prefixes of any length, as parseImageQuery says',
   { skip: dockerdUnavailable('vfs') ?? false },
   async (t) => {
     const s = new DockerSession(t)

@@ -18,10 +18,10 @@
  * path gets `library/`. A tag is added only by {@link withDefaultTag} (`TagNameOnly`).
  *
  * ```ts
- * const ref = parseReference('busybox')        // { name: 'docker.io/library/busybox', familiarName: 'busybox' }
- * formatReference(withDefaultTag(ref))          // 'docker.io/library/busybox:latest'
+ * const ref = parseReference('busybox')  // docker.io/library/busybox, familiar name busybox
+ * formatReference(withDefaultTag(ref))    // 'docker.io/library/busybox:latest'
  * familiarString(parseReference('docker.io/foo/bar:1'))  // 'foo/bar:1'
- * normalizeTag('localhost:5000/x:y')            // 'localhost:5000/x:y'
+ * normalizeTag('localhost:5000/x:y')      // 'localhost:5000/x:y'
  * ```
  *
  * Image IDs typed where a reference may stand (`docker image inspect 3f5a`) are the second half
@@ -45,8 +45,8 @@ export const DEFAULT_TAG = 'latest'
 export const REPOSITORY_NAME_MAX_LENGTH = 255
 
 // Written as distribution's regexp.go writes them, so that JavaScript's backtracking picks the
-// same captures as Go's leftmost-first matching. None of the repeats can split a run of
-// characters in two ways, so matching stays linear on long input.
+// same captures as Go's leftmost-first matching. No repeat nests another that can match the
+// same characters, so hostile input cannot make backtracking explode (a test times it).
 const ALPHANUMERIC = '[a-z0-9]+'
 const SEPARATOR = '(?:[._]|__|[-]+)'
 const PATH_COMPONENT = `${ALPHANUMERIC}(?:${SEPARATOR}${ALPHANUMERIC})*`
@@ -244,24 +244,26 @@ export function normalizeRefName(refName: string): string | undefined {
  * 2. Anything else must parse as a name, else REFERENCE_INVALID: `ABC` is refused, even though
  *    it reads as hex, because upper case is not a name.
  * 3. The name, with `latest` added when it has neither tag nor digest, is looked up among the
- *    store's tags and digests.
+ *    store's tags and digests (one with both a tag and a digest by its digest alone).
  * 4. Only if no name matches, X as typed is tried as an ID prefix: lower-case hex, bare or
  *    after `sha256:`, of any length from 1 digit (the classic store's digest set sets no
  *    minimum; Docker's containerd image store asks for 4). `sha256:abc` gets there because it
  *    parses as the name `docker.io/library/sha256:abc`. A prefix that more than one image ID
  *    starts with is REFERENCE_AMBIGUOUS.
+ *
+ * When nothing matches, Docker says `No such image: <familiarString(ref)>`, `ref` as in step 3.
  */
 
 const FULL_ID_RE = /^(?:sha256:)?([a-f0-9]{64})$/
 const ID_PREFIX_RE = /^(?:sha256:)?([a-f0-9]{1,64})$/
 
-/** Step 1 above: the image ID that `s` names exactly (`sha256:<64 hex>` or `<64 hex>`), else undefined. */
+/** Step 1 above: the image ID `s` names exactly (`sha256:<64 hex>`, `<64 hex>`), else undefined. */
 export function exactImageId(s: string): ImageId | undefined {
   const m = FULL_ID_RE.exec(s)
   return m?.[1] === undefined ? undefined : digestFromHex(m[1])
 }
 
-/** Whether `s` has a form Docker tries as an image ID prefix (step 4): `[sha256:]<1–64 lower-case hex>`. */
+/** Whether Docker tries `s` as an image ID prefix (step 4): `[sha256:]<1 to 64 lower-case hex>`. */
 export function isImageIdPrefix(s: string): boolean {
   return ID_PREFIX_RE.test(s)
 }
@@ -285,7 +287,7 @@ export type ImageQuery =
    */
   | { readonly kind: 'name'; readonly ref: NamedReference; readonly idPrefix?: string }
 
-/** Classifies what a user typed as an image ID or a name (steps 1 and 2); REFERENCE_INVALID otherwise. */
+/** Classifies what a user typed as an image ID or a name (steps 1, 2); else REFERENCE_INVALID. */
 export function parseImageQuery(s: string): ImageQuery {
   const id = exactImageId(s)
   if (id !== undefined) return { kind: 'id', id }

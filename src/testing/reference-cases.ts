@@ -8,7 +8,7 @@
 export const HEX = 'dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9c'
 export const DIGEST = `sha256:${HEX}`
 
-/** input → [full form, familiar form], as Docker's ParseNormalizedNamed / FamiliarString give them. */
+/** [input, full form, familiar form], as ParseNormalizedNamed and FamiliarString give them. */
 export const VALID_REFERENCES: readonly (readonly [string, string, string])[] = [
   ['busybox', 'docker.io/library/busybox', 'busybox'],
   ['busybox:latest', 'docker.io/library/busybox:latest', 'busybox:latest'],

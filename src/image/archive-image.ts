@@ -4,11 +4,12 @@
  * checked before any layer is read (configuration digest, `rootfs.diff_ids` against the layer
  * count, every blob present).
  */
-import { isDigest, parseDiffId, type DiffId, type Digest } from '../digest/digest.js'
+import { isDigest, type Digest } from '../digest/digest.js'
 import { DigestMismatchError } from '../digest/errors.js'
 import { sha256Digest } from '../digest/hash.js'
 import { hasCode } from '../errors.js'
 import { ImageArchiveError } from './errors.js'
+import { parseImageConfig } from './image-config.js'
 import type { ArchiveImage, ArchiveLayer, ArchiveSource, Platform } from './types.js'
 
 /** Cap on `manifest.json`, `index.json`, manifests and indexes (containerd's manifest limit). */
@@ -122,15 +123,8 @@ export async function archiveImage(source: ArchiveSource, parts: ImageParts): Pr
       `has ${config.length} bytes, ${quote(namedBy)} says ${parts.configSize}`,
     )
   }
-  const json = parseJson(config, configPath)
-  if (!isObject(json)) throw invalid(configPath, 'is not a JSON object')
-  const rootfs = json['rootfs']
-  if (!isObject(rootfs) || !Array.isArray(rootfs['diff_ids'])) {
-    throw invalid(configPath, 'has no rootfs.diff_ids list')
-  }
-  const diffIds: DiffId[] = rootfs['diff_ids'].map((d: unknown, i) =>
-    parseDiffId(digestField(d, configPath, `rootfs.diff_ids[${i}]`)),
-  )
+  const parsed = parseImageConfig(config, quote(configPath))
+  const diffIds = parsed.diffIds
   if (diffIds.length !== parts.layers.length) {
     throw invalid(
       configPath,
@@ -143,10 +137,10 @@ export async function archiveImage(source: ArchiveSource, parts: ImageParts): Pr
     if (layer.size !== undefined && size !== layer.size)
       throw invalid(layer.path, `has ${size} bytes, ${quote(namedBy)} says ${layer.size}`)
   }
-  const { os, architecture, variant } = json
+  const { os, architecture, variant } = parsed
   const platform =
-    typeof os === 'string' && typeof architecture === 'string'
-      ? { os, architecture, ...(typeof variant === 'string' && variant !== '' ? { variant } : {}) }
+    os !== '' && architecture !== ''
+      ? { os, architecture, ...(variant !== undefined && variant !== '' ? { variant } : {}) }
       : undefined
   return {
     id,

@@ -500,7 +500,7 @@ test('corrupt legacy docker-archive: a config that is not JSON, DiffIDs that dis
   {
     const { dir, manifest } = await dockerDir(t, { legacy: true })
     writeFileSync(join(dir, manifest[0]!.Config), 'not json')
-    await rejectsWith(read(dir), 'IMAGE_ARCHIVE_INVALID', /\.json" is not JSON/)
+    await rejectsWith(read(dir), 'IMAGE_ARCHIVE_INVALID', /\.json": configuration is not JSON/)
   }
   {
     const extra = `sha256:${'0'.repeat(64)}`

@@ -12,3 +12,13 @@ export * from './metadata/errors.js'
 export * from './layer/types.js'
 export * from './layer/errors.js'
 export { LayerStore, MAX_LAYER_DEPTH } from './layer/layer-store.js'
+export * from './image/types.js'
+export * from './image/errors.js'
+export { ImageStore, type ImageStoreOptions, type RemoveResult } from './image/image-store.js'
+export {
+  parseReference,
+  formatReference,
+  familiarString,
+  withDefaultTag,
+  normalizeTag,
+} from './image/reference.js'

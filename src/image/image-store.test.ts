@@ -220,6 +220,32 @@ describe('image records', () => {
     assert.deepEqual(repos, { Repositories: {} })
   })
 
+  test('saving into an existing OCI layout directory keeps the images already there', async (t) => {
+    const dir = await tempDir(t, 'image-oci-merge')
+    const [a, b] = await threeLayers()
+    const built = await buildDockerArchive(join(dir, 'in.tar'), [
+      { layers: [a!], repoTags: ['x/one:1'] },
+      { layers: [a!, b!], repoTags: ['x/two:1'] },
+    ])
+    const store = await ImageStore.open({ root: join(dir, 'root') })
+    await store.load(built.path)
+    await assert.rejects(store.tag('x/one:1', `x/one@sha256:${'0'.repeat(64)}`), (e) =>
+      hasCode(e, 'REFERENCE_INVALID'),
+    )
+    const layout = join(dir, 'layout') + '/'
+    await store.save(['x/one:1'], layout, { format: 'oci' })
+    await store.save(['x/two:1'], layout, { format: 'oci' })
+    await store.save(['x/two:1'], layout, { format: 'oci' }) // the same name again: replaced
+    const described = (await describeArchive(layout)) as { id: string; tags: string[] }[]
+    assert.deepEqual(
+      described.map((x) => [x.id, x.tags]),
+      [
+        [built.ids[0], ['docker.io/x/one:1']],
+        [built.ids[1], ['docker.io/x/two:1']],
+      ],
+    )
+  })
+
   test('records are Docker files: content by ID, familiar names in repositories.json', async (t) => {
     const dir = await tempDir(t, 'image-files')
     const [a] = await threeLayers()

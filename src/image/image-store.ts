@@ -27,7 +27,13 @@ import {
 import { ImageDb } from './image-db.js'
 import { parseImageConfig, type ImageConfig } from './image-config.js'
 import { loadArchive } from './load.js'
-import { familiarString, formatReference, parseReference, withDefaultTag } from './reference.js'
+import {
+  checkTaggable,
+  familiarString,
+  formatReference,
+  parseReference,
+  withDefaultTag,
+} from './reference.js'
 import { saveArchive } from './save.js'
 import type { ImageId, ImageInfo, LoadOptions, NamedReference, SaveOptions } from './types.js'
 
@@ -176,8 +182,7 @@ export class ImageStore {
     const parsed = parseImageConfig(config, 'configuration')
     const names = tags.map((t) => {
       const named = withDefaultTag(parseReference(t))
-      if (named.digest !== undefined)
-        throw new ReferenceInvalidError(`refusing to create a tag with a digest reference: ${t}`)
+      checkTaggable(named)
       return formatReference(named)
     })
     const top = chainIds(parsed.diffIds).at(-1)
@@ -190,8 +195,7 @@ export class ImageStore {
   /** Points the name `target` at the image `source` names (Docker's `docker tag`). */
   async tag(source: string, target: string): Promise<void> {
     const named = withDefaultTag(parseReference(target))
-    if (named.digest !== undefined)
-      throw new ReferenceInvalidError(`refusing to create a tag with a digest reference: ${target}`)
+    checkTaggable(named)
     await this.#locked(async () => {
       const id = this.resolve(source)
       this.#refs.set(formatReference(named), id)

@@ -11,7 +11,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
-import { mkdir, rename, stat, unlink, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import type { Writable } from 'node:stream'
@@ -219,7 +219,10 @@ async function writeTarFile(
   }
 }
 
-/** An OCI layout directory; blobs already there are kept (they are content-addressed). */
+/**
+ * An OCI layout directory. Blobs already there are kept (they are content-addressed); an
+ * existing index keeps its entries but those naming the images saved now, as skopeo does.
+ */
 async function writeDirectory(
   files: readonly ArchiveFile[],
   dir: string,
@@ -227,7 +230,8 @@ async function writeDirectory(
 ): Promise<void> {
   await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true })
   // Blobs first, the index last: a reader never finds an index naming a missing blob.
-  for (const f of [...files].reverse()) {
+  for (let f of [...files].reverse()) {
+    if (f.path === 'index.json') f = { path: f.path, bytes: await mergedIndex(dir, f.bytes!) }
     const path = join(dir, f.path)
     if (f.path.startsWith('blobs/') && (await isFile(path))) continue
     const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`
@@ -240,6 +244,24 @@ async function writeDirectory(
       throw err
     }
   }
+}
+
+/** `ours` added to the index already in `dir`, replacing entries with the same names. */
+async function mergedIndex(dir: string, ours: Buffer): Promise<Buffer> {
+  let old: { manifests?: unknown }
+  try {
+    old = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as { manifests?: unknown }
+  } catch {
+    return ours // none, or not one we could keep
+  }
+  const mine = JSON.parse(ours.toString()) as { manifests: Descriptor[] }
+  const name = (d: Descriptor): string | undefined => d.annotations?.['io.containerd.image.name']
+  const taken = new Set(mine.manifests.map(name))
+  const kept = (Array.isArray(old.manifests) ? (old.manifests as Descriptor[]) : []).filter((d) => {
+    const n = name(d)
+    return n === undefined ? !mine.manifests.some((m) => m.digest === d.digest) : !taken.has(n)
+  })
+  return Buffer.from(JSON.stringify({ ...mine, manifests: [...kept, ...mine.manifests] }))
 }
 
 async function isDir(p: string): Promise<boolean> {

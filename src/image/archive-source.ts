@@ -119,16 +119,44 @@ async function readRange(file: string, offset: number, size: number): Promise<Bu
   }
 }
 
+/** What both kinds of archive share: finding a file by its path in the archive. */
+abstract class LocatingSource implements ArchiveSource {
+  /** The file at `path`, or an ImageArchiveError (missing, outside the archive...). */
+  abstract resolve(path: string): { size: number }
+  abstract read(path: string, limit?: number): Promise<Buffer>
+  abstract open(path: string, signal?: AbortSignal): AsyncIterable<Uint8Array>
+  abstract close(): Promise<void>
+
+  has(path: string): boolean {
+    try {
+      this.resolve(path)
+      return true
+    } catch (err) {
+      if (err instanceof ImageArchiveError) return false
+      throw err
+    }
+  }
+
+  size(path: string): number {
+    return this.resolve(path).size
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close()
+  }
+}
+
 /** An archive unpacked in a directory (`docker save -o dir`... or a copied OCI layout). */
-class DirectorySource implements ArchiveSource {
+class DirectorySource extends LocatingSource {
   readonly #root: string
 
   constructor(root: string) {
+    super()
     this.#root = root
   }
 
   /** The real path of a regular file inside the root; throws when there is none. */
-  #resolve(path: string): { file: string; size: number } {
+  override resolve(path: string): { file: string; size: number } {
     const clean = cleanPath(path)
     if (clean === undefined || clean === '') throw clean === '' ? missing(path) : outside(path)
     let real: string
@@ -145,22 +173,8 @@ class DirectorySource implements ArchiveSource {
     return { file: real, size: st.size }
   }
 
-  has(path: string): boolean {
-    try {
-      this.#resolve(path)
-      return true
-    } catch (err) {
-      if (err instanceof ImageArchiveError) return false
-      throw err
-    }
-  }
-
-  size(path: string): number {
-    return this.#resolve(path).size
-  }
-
   async read(path: string, limit = DEFAULT_READ_LIMIT): Promise<Buffer> {
-    const { file, size } = this.#resolve(path)
+    const { file, size } = this.resolve(path)
     if (size > limit) throw tooLarge(path, size, limit)
     // The file may have grown since: read at most one byte past the limit to know.
     const fh = await open(file, 'r')
@@ -181,16 +195,12 @@ class DirectorySource implements ArchiveSource {
   }
 
   open(path: string, signal?: AbortSignal): AsyncIterable<Uint8Array> {
-    const { file } = this.#resolve(path)
+    const { file } = this.resolve(path)
     return fileChunks(file, signal === undefined ? {} : { signal })
   }
 
   async close(): Promise<void> {
     // Nothing to release: files are opened per read.
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close()
   }
 }
 
@@ -200,7 +210,7 @@ type IndexEntry =
   | { readonly kind: 'symlink'; readonly target: string }
 
 /** A tar file read in place through an index of its entries. */
-class TarSource implements ArchiveSource {
+class TarSource extends LocatingSource {
   readonly #file: string
   readonly #index: ReadonlyMap<string, IndexEntry>
   /** The temporary directory holding a decompressed copy, removed on close. */
@@ -208,13 +218,14 @@ class TarSource implements ArchiveSource {
   #closed = false
 
   constructor(file: string, index: ReadonlyMap<string, IndexEntry>, tmp: string | undefined) {
+    super()
     this.#file = file
     this.#index = index
     this.#tmp = tmp
   }
 
   /** Follows symlinks component by component, as the kernel would after extraction. */
-  #resolve(path: string): { offset: number; size: number } {
+  override resolve(path: string): { offset: number; size: number } {
     if (this.#closed) throw new TypeError('Cannot read an image archive: it is closed')
     const clean = cleanPath(path)
     if (clean === undefined) throw outside(path)
@@ -241,28 +252,14 @@ class TarSource implements ArchiveSource {
     return e
   }
 
-  has(path: string): boolean {
-    try {
-      this.#resolve(path)
-      return true
-    } catch (err) {
-      if (err instanceof ImageArchiveError) return false
-      throw err
-    }
-  }
-
-  size(path: string): number {
-    return this.#resolve(path).size
-  }
-
   async read(path: string, limit = DEFAULT_READ_LIMIT): Promise<Buffer> {
-    const { offset, size } = this.#resolve(path)
+    const { offset, size } = this.resolve(path)
     if (size > limit) throw tooLarge(path, size, limit)
     return readRange(this.#file, offset, size)
   }
 
   open(path: string, signal?: AbortSignal): AsyncIterable<Uint8Array> {
-    const { offset, size } = this.#resolve(path)
+    const { offset, size } = this.resolve(path)
     return fileRange(this.#file, offset, size, signal)
   }
 
@@ -270,10 +267,6 @@ class TarSource implements ArchiveSource {
     if (this.#closed) return
     this.#closed = true
     if (this.#tmp !== undefined) await rm(this.#tmp, { recursive: true, force: true })
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close()
   }
 }
 

@@ -14,7 +14,7 @@ import type { Writable } from 'node:stream'
 import { chainIds } from '../digest/chain-id.js'
 import type { ChainId } from '../digest/digest.js'
 import { hasCode } from '../errors.js'
-import { FileLock } from '../internal/lock.js'
+import { withFileLock } from '../internal/lock.js'
 import { isInflight } from '../internal/inflight.js'
 import { LayerStore } from '../layer/layer-store.js'
 import type { Layer, LayerMetadata, LayerStoreOptions } from '../layer/types.js'
@@ -307,14 +307,12 @@ export class ImageStore {
     }
   }
 
-  async #locked<T>(fn: () => Promise<T>): Promise<T> {
-    const lock = await FileLock.acquire(this.#lockPath)
-    try {
+  /** Runs `fn` under the records' lock, with this process's view brought up to date. */
+  #locked<T>(fn: () => Promise<T>): Promise<T> {
+    return withFileLock(this.#lockPath, async () => {
       await this.#refresh()
-      return await fn()
-    } finally {
-      lock.release()
-    }
+      return fn()
+    })
   }
 
   /** Brings the records in step with the disk: other processes may have changed them. */

@@ -294,6 +294,35 @@ describe('image records', () => {
   })
 })
 
+test('an image removal that died between the record and the layers is finished at open', async (t) => {
+  const dir = await tempDir(t, 'image-rm-journal')
+  const [a, b] = await threeLayers()
+  const root = join(dir, 'root')
+  const built = await buildDockerArchive(join(dir, 'in.tar'), [
+    { layers: [a!], repoTags: ['x/base:1'] },
+    { layers: [a!, b!], repoTags: ['x/app:1'] },
+  ])
+  const store = await ImageStore.open({ root })
+  await store.load(built.path)
+  const app = store.inspect('x/app:1')
+  // What `image rm x/app:1` leaves when killed after deleting the record: its journal.
+  writeFileSync(
+    join(root, 'layerstore', 'loads', 'rm-dead'),
+    app.layers.map((c) => `+ ${c}\n`).join(''),
+  )
+  const { unlinkSync } = await import('node:fs')
+  unlinkSync(
+    join(root, 'image', store.layers.driverName, 'imagedb', 'content', 'sha256', app.id.slice(7)),
+  )
+  const reopened = await ImageStore.open({ root })
+  assert.deepEqual(
+    [...reopened.layers.map().keys()],
+    [app.layers[0]],
+    'the top layer goes, the base image keeps its layer',
+  )
+  assert.equal(reopened.resolve('x/base:1'), built.ids[0])
+})
+
 describe('corrupt archives leave the store exactly as it was', () => {
   const cases: {
     name: string

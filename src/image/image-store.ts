@@ -7,7 +7,7 @@
  * Several processes may use one root: record changes happen under a lock (flock, released by
  * the kernel when a process dies) after re-reading the records, as the layer store does.
  */
-import { createHash } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { readdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Writable } from 'node:stream'
@@ -15,7 +15,7 @@ import { chainIds } from '../digest/chain-id.js'
 import type { ChainId } from '../digest/digest.js'
 import { hasCode } from '../errors.js'
 import { withFileLock } from '../internal/lock.js'
-import { isInflight } from '../internal/inflight.js'
+import { InflightMarker, isInflight } from '../internal/inflight.js'
 import { LayerStore } from '../layer/layer-store.js'
 import type { Layer, LayerMetadata, LayerStoreOptions } from '../layer/types.js'
 import {
@@ -61,7 +61,10 @@ export interface RemoveResult {
   readonly layers: LayerMetadata[]
 }
 
-/** Where load journals live: one per load in progress (see load.ts). */
+/**
+ * Where journals live: one per load or image removal in progress (see load.ts), listing the
+ * layers that are to be deleted if the process dies and nothing uses them.
+ */
 export const LOADS_DIR = join('layerstore', 'loads')
 
 export class ImageStore {
@@ -247,10 +250,21 @@ export class ImageStore {
         layers: [],
       }
       if (!deleting) return result
-      await this.#db.deleteImage(id)
-      this.#images.delete(id)
-      result.deleted.push(id)
-      if (record.pin !== undefined) result.layers.push(...(await this.layers.release(record.pin)))
+      // Should this process die between the record and its layers, the next open deletes
+      // the layers nobody uses, as it does for a load that died (see #rollBackLoads).
+      const journal = InflightMarker.hold(
+        join(this.layers.root, LOADS_DIR),
+        `rm-${randomBytes(8).toString('hex')}`,
+      )
+      try {
+        for (const c of record.chainIds) journal.append(`+ ${c}`)
+        await this.#db.deleteImage(id)
+        this.#images.delete(id)
+        result.deleted.push(id)
+        if (record.pin !== undefined) result.layers.push(...(await this.layers.release(record.pin)))
+      } finally {
+        journal.release()
+      }
       return result
     })
   }
@@ -354,8 +368,9 @@ export class ImageStore {
   }
 
   /**
-   * Finishes loads whose process died: the layers such a load registered and that no image
-   * and no running load uses are removed (the image record, written last, is not there).
+   * Finishes loads and removals whose process died: the layers such a load registered (its
+   * image record, written last, is not there), or such a removal was deleting, are removed
+   * when no image and no running load uses them.
    */
   async #rollBackLoads(): Promise<void> {
     const dir = join(this.layers.root, LOADS_DIR)

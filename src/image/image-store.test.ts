@@ -294,6 +294,31 @@ describe('image records', () => {
   })
 })
 
+test('a save whose layer files were damaged fails with DIGEST_MISMATCH and leaves no file', async (t) => {
+  const dir = await tempDir(t, 'image-save-damaged')
+  const [a] = await threeLayers()
+  const built = await buildDockerArchive(join(dir, 'in.tar'), [
+    { layers: [a!], repoTags: ['x/one:1'] },
+  ])
+  const store = await ImageStore.open({ root: join(dir, 'root') })
+  await store.load(built.path)
+  const layer = await store.layers.get(store.inspect('x/one:1').layers[0]!)
+  const md = await layer.metadata()
+  store.layers.detach(layer)
+  const files = md['UpperDir'] ?? md['SourceDir']!
+  const file = join(files, 'etc', 'os-release')
+  const bytes = readFileSync(file)
+  bytes[0] = bytes[0]! ^ 1 // same size, other bytes
+  writeFileSync(file, bytes)
+  const out = join(dir, 'out.tar')
+  await assert.rejects(store.save(['x/one:1'], out), (e) => hasCode(e, 'DIGEST_MISMATCH'))
+  const { readdirSync } = await import('node:fs')
+  assert.deepEqual(
+    readdirSync(dir).filter((n) => n.includes('save') || n === 'out.tar'),
+    [],
+  )
+})
+
 test('an image removal that died between the record and the layers is finished at open', async (t) => {
   const dir = await tempDir(t, 'image-rm-journal')
   const [a, b] = await threeLayers()

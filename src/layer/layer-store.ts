@@ -61,6 +61,7 @@ import type {
   LayerMetadata,
   LayerStoreOptions,
   RegisterOptions,
+  TarStreamOptions,
   RwLayer,
 } from './types.js'
 
@@ -474,7 +475,7 @@ export class LayerStore {
   }
 
   /** The exact registered bytes of a layer, verified against its DiffID. */
-  layerTarStream(layer: RoLayer): Readable {
+  layerTarStream(layer: RoLayer, options: TarStreamOptions = {}): Readable {
     const driver = this.driver
     const db = this.#db
     async function* bytes(): AsyncGenerator<Uint8Array> {
@@ -482,7 +483,9 @@ export class LayerStore {
         throw new TypeError(`driver ${driver.name} cannot read layer files`)
       const getter = await driver.diffGetter(layer.cacheId)
       try {
-        yield* assemble(unpack(db.openTarSplit(layer.chainId)), getter)
+        yield* assemble(unpack(db.openTarSplit(layer.chainId)), getter, {
+          checkCrc: options.checkFiles !== false,
+        })
       } finally {
         await getter.close()
       }

@@ -6,12 +6,12 @@ import type { Readable } from 'node:stream'
 import type { ChainId, DiffId } from '../digest/digest.js'
 import type { Driver } from '../drivers/types.js'
 import type { LayerRecord } from '../metadata/types.js'
-import type { Layer, LayerInfo, LayerMetadata } from './types.js'
+import type { Layer, LayerInfo, LayerMetadata, TarStreamOptions } from './types.js'
 
 /** What a handle needs of its store. */
 export interface LayerSource {
   readonly driver: Driver
-  layerTarStream(layer: RoLayer): Readable
+  layerTarStream(layer: RoLayer, options?: TarStreamOptions): Readable
   layerTarSize(layer: RoLayer): Promise<number>
 }
 
@@ -80,8 +80,8 @@ export class LayerHandle implements Layer {
   get cacheId(): string {
     return this.#layer.cacheId
   }
-  tarStream(): Readable {
-    return this.#store.layerTarStream(this.#layer)
+  tarStream(options?: TarStreamOptions): Readable {
+    return this.#store.layerTarStream(this.#layer, options)
   }
   tarSize(): Promise<number> {
     return this.#store.layerTarSize(this.#layer)

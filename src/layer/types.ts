@@ -55,11 +55,20 @@ export interface Layer extends LayerInfo {
    * layer's files. Fails with DIGEST_MISMATCH (at the end, before the last bytes) when they
    * no longer hash to the DiffID.
    */
-  tarStream(): Readable
+  tarStream(options?: TarStreamOptions): Readable
   /** Length in bytes of what tarStream() gives, known before reading it (from tar-split). */
   tarSize(): Promise<number>
   /** Driver paths of the layer (vfs: SourceDir). */
   metadata(): Promise<Record<string, string>>
+}
+
+export interface TarStreamOptions {
+  /**
+   * Check each file against its tar-split CRC-64 as it is read (default true). Off, a damaged
+   * file is found only by the DiffID check at the end: for a consumer that discards the whole
+   * output on failure (a save to a temporary file), and saves a pass over the data.
+   */
+  readonly checkFiles?: boolean
 }
 
 /** A held read-write layer (Docker's layer.RWLayer). Release it with releaseRwLayer. */

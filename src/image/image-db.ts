@@ -39,12 +39,21 @@ export class ImageDb {
     this.#repositories = join(this.dir, 'repositories.json')
   }
 
-  /** Creates the directories and removes what an interrupted replaceFile left. */
+  /** Creates the directories. */
   async init(): Promise<void> {
     await ensureDir(this.#content, 0o700)
     await ensureDir(this.#metadata, 0o700)
-    for (const dir of [this.#content, this.dir]) {
-      for (const name of await readdir(dir)) {
+  }
+
+  /**
+   * Removes what an interrupted replaceFile left, metadata included. Only under the records'
+   * lock: another process's temporary file is a write in progress.
+   */
+  async sweepTemporary(): Promise<void> {
+    const dirs = [this.#content, this.dir]
+    for (const hex of await readdir(this.#metadata)) dirs.push(join(this.#metadata, hex))
+    for (const dir of dirs) {
+      for (const name of await readdir(dir).catch(() => [])) {
         if (name.endsWith('.tmp')) await unlink(join(dir, name)).catch(() => undefined)
       }
     }
@@ -94,11 +103,13 @@ export class ImageDb {
 
   /** Deletes an image's configuration and metadata; a missing record is not an error. */
   async deleteImage(id: ImageId): Promise<void> {
+    // Metadata first, as Docker does: a crash in between leaves an image without its extras,
+    // not extras without an image that nothing would ever delete.
+    await rm(join(this.#metadata, digestHex(id)), { recursive: true, force: true })
     await unlink(join(this.#content, digestHex(id))).catch((err: unknown) => {
       if (errnoOf(err) !== 'ENOENT') throw err
     })
     await fsyncPath(this.#content)
-    await rm(join(this.#metadata, digestHex(id)), { recursive: true, force: true })
   }
 
   /**

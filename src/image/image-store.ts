@@ -89,7 +89,10 @@ export class ImageStore {
     const db = new ImageDb(layers.root, layers.driverName)
     await db.init()
     const store = new ImageStore(layers, db, warn)
-    await store.#locked(() => store.#rollBackLoads())
+    await store.#locked(async () => {
+      await db.sweepTemporary()
+      await store.#rollBackLoads()
+    })
     return store
   }
 

@@ -45,18 +45,18 @@ function runAndKill(root: string, driver: string, seed: number, ms: number): Pro
   })
 }
 
-function listAll(dir: string): string[] {
+export function listAll(dir: string): string[] {
   return existsSync(dir) ? readdirSync(dir) : []
 }
 
 /** The driver's layer directories. */
-function driverIds(root: string, driver: string): string[] {
+export function driverIds(root: string, driver: string): string[] {
   if (driver === 'vfs') return listAll(join(root, 'vfs', 'dir'))
   return listAll(join(root, driver)).filter((n) => n !== 'l')
 }
 
 /** overlay2 short links whose target is gone. */
-function danglingLinks(root: string): string[] {
+export function danglingLinks(root: string): string[] {
   const links = join(root, 'overlay2', 'l')
   return listAll(links).filter((n) => {
     try {

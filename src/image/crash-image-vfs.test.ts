@@ -1,0 +1,5 @@
+// The image crash harness (src/testing/image-crash.ts) on the vfs driver; a file per driver so
+// that the test runner runs them side by side.
+import { imageCrashHarness } from '../testing/image-crash.js'
+
+imageCrashHarness('vfs')

@@ -24,6 +24,7 @@ import { pipeline } from 'node:stream/promises'
 import { decompress, detectCompression, SNIFF_SIZE } from '../archive/decompress.js'
 import { hasCode } from '../errors.js'
 import { fileChunks } from '../internal/file-chunks.js'
+import { SeekableFile } from '../tar/seekable-file.js'
 import { TarReader } from '../tar/reader.js'
 import { TYPE } from '../tar/types.js'
 import { ImageArchiveError } from './errors.js'
@@ -277,7 +278,9 @@ class TarSource extends LocatingSource {
  */
 async function indexTar(file: string, label: string): Promise<Map<string, IndexEntry>> {
   const index = new Map<string, IndexEntry>()
-  const reader = new TarReader(fileChunks(file))
+  // Bodies are skipped by seeking: only the headers of the archive are read.
+  const source = await SeekableFile.open(file)
+  const reader = new TarReader(source)
   try {
     for (;;) {
       const entry = await reader.next()
@@ -319,6 +322,7 @@ async function indexTar(file: string, label: string): Promise<Map<string, IndexE
     )
   } finally {
     await reader.close()
+    await source.close()
   }
   return index
 }

@@ -19,6 +19,19 @@ const RAW_ARENA = 64 << 10
  */
 export type ByteSource = AsyncIterable<Uint8Array> | Iterable<Uint8Array>
 
+/**
+ * A source that can also move ahead without reading (a file): skipped bytes that are not
+ * recorded (an entry body nobody reads) are then never read at all. `skipAhead` skips up to
+ * `n` bytes after the last chunk handed out and says how many it skipped (fewer at the end).
+ */
+export interface SeekableByteSource extends AsyncIterable<Uint8Array> {
+  skipAhead(n: number): Promise<number>
+}
+
+function isSeekable(source: ByteSource): source is SeekableByteSource {
+  return typeof (source as Partial<SeekableByteSource>).skipAhead === 'function'
+}
+
 export class ByteReader {
   readonly #it: AsyncIterator<Uint8Array> | Iterator<Uint8Array>
   #chunk: Buffer = EMPTY
@@ -26,6 +39,7 @@ export class ByteReader {
   #offset = 0
   #done = false
   readonly #signal: AbortSignal | undefined
+  readonly #seek: SeekableByteSource | undefined
   /**
    * Raw bytes recorded since the last take (#rawStart to #rawEnd of the arena): copies, so
    * that the reader holds on to no chunk but the current one (a source may then recycle its
@@ -39,6 +53,7 @@ export class ByteReader {
     this.#it =
       Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]()
     this.#signal = signal
+    this.#seek = isSeekable(source) ? source : undefined
   }
 
   /** Bytes consumed so far. */
@@ -139,6 +154,13 @@ export class ByteReader {
   async skip(n: number, raw = false): Promise<number> {
     let left = n
     while (left > 0) {
+      if (this.#pos >= this.#chunk.length && !raw && this.#seek !== undefined && !this.#done) {
+        const k = await this.#seek.skipAhead(left)
+        this.#offset += k
+        left -= k
+        if (left > 0) this.#done = true // the source ended inside the skipped bytes
+        break
+      }
       if (this.#pos >= this.#chunk.length && !(await this.#fill())) break
       const k = Math.min(left, this.#chunk.length - this.#pos)
       this.consume(k, raw)

@@ -48,9 +48,6 @@ for c in $CASES; do
 done
 
 OUT=$WORK/image-bench
-umount_under() {
-  findmnt -rn -o TARGET | awk -v p="$1/" 'index($0, p) == 1' | sort -r | xargs -r -n1 umount
-}
 umount_under "$OUT"
 rm -rf "$OUT"
 mkdir -p "$OUT/logs"
@@ -64,15 +61,9 @@ if has "$TOOLS" layerstore && ! node "$CLI" image --help >/dev/null 2>&1; then
   TOOLS=" $TOOLS "
   TOOLS=${TOOLS// layerstore / }
 fi
-TIMES=$OUT/times.tsv
-CASEINFO=$OUT/cases.tsv
-CHECKS=$OUT/checks.tsv
-: >"$TIMES"
-: >"$CASEINFO"
-: >"$CHECKS"
+results_files
 check_fs "$WORK"
 unset LAYERSTORE_OVERLAY2_NAIVE LAYERSTORE_ROOT LAYERSTORE_DRIVER
-check() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$CHECKS"; }
 ls_() {
   local root=$1
   shift
@@ -94,42 +85,7 @@ layers() {
 }
 field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$@"; }
 
-RUNDIR=$(mktemp -d /tmp/image-bench.XXXXXX)
-DPID=
-export DOCKER_HOST=unix://$RUNDIR/docker.sock
-echo '{}' >"$RUNDIR/daemon.json"
-start_dockerd() {
-  local root=$1
-  rm -rf "$root" "$RUNDIR/exec"
-  setsid "$DOCKERD" --config-file "$RUNDIR/daemon.json" --data-root "$root" \
-    --exec-root "$RUNDIR/exec" --pidfile "$RUNDIR/docker.pid" --host "$DOCKER_HOST" \
-    --storage-driver overlay2 --iptables=false --ip6tables=false --ip-forward=false \
-    --ip-masq=false --bridge=none --userland-proxy=false --log-level=warn \
-    >>"$OUT/logs/dockerd.log" 2>&1 </dev/null &
-  DPID=$!
-  local i
-  for i in $(seq 120); do
-    "$DK" version >/dev/null 2>&1 && break
-    kill -0 "$DPID" 2>/dev/null || die "dockerd exited (see $OUT/logs/dockerd.log)"
-    [ "$i" -lt 120 ] || die "dockerd did not answer in 60 s"
-    sleep 0.5
-  done
-}
-stop_dockerd() {
-  [ -n "$DPID" ] || return 0
-  kill "$DPID" 2>/dev/null || true
-  local i
-  for i in $(seq 60); do
-    kill -0 "$DPID" 2>/dev/null || break
-    sleep 0.5
-  done
-  if kill -0 "$DPID" 2>/dev/null; then # not stopped in 30 s: the next run needs its pidfile
-    echo "image.sh: dockerd $DPID did not stop on SIGTERM; killed" >&2
-    kill -9 "$DPID" 2>/dev/null || true
-    sleep 1
-  fi
-  DPID=
-}
+dockerd_setup image-bench
 cleanup() {
   stop_dockerd
   umount_under "$OUT" || true

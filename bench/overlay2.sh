@@ -60,22 +60,12 @@ if has_part commit; then
 fi
 
 OUT=$WORK/overlay2-bench
-# umount_under DIR: unmounts every mount below DIR, deepest first (a leftover overlay mount
-# would make rm -rf delete through it).
-umount_under() {
-  findmnt -rn -o TARGET | awk -v p="$1/" 'index($0, p) == 1' | sort -r | xargs -r -n1 umount
-}
 umount_under "$OUT"
 rm -rf "$OUT"
 mkdir -p "$OUT/logs"
 copy_build "$DIST"
 CLI=$OUT/layerstore/dist/cli/main.js
-TIMES=$OUT/times.tsv
-CASEINFO=$OUT/cases.tsv
-CHECKS=$OUT/checks.tsv
-: >"$TIMES"
-: >"$CASEINFO"
-: >"$CHECKS"
+results_files
 check_fs "$WORK"
 unset LAYERSTORE_OVERLAY2_NAIVE LAYERSTORE_ROOT LAYERSTORE_DRIVER
 
@@ -87,44 +77,8 @@ ls_() {
 }
 # json_field FIELD: that field of the JSON object on stdin.
 json_field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
-check() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$CHECKS"; }
 
-# A private dockerd: started on a fresh data root, stopped by PID (see
-# ../shared/bench/bench-docker.sh). Its exec root is short-pathed in /tmp (socket paths).
-RUNDIR=$(mktemp -d /tmp/overlay2-bench.XXXXXX)
-DPID=
-export DOCKER_HOST=unix://$RUNDIR/docker.sock
-echo '{}' >"$RUNDIR/daemon.json" # not the host's /etc/docker/daemon.json
-start_dockerd() {
-  local root=$1
-  rm -rf "$root" "$RUNDIR/exec"
-  setsid "$DOCKERD" --config-file "$RUNDIR/daemon.json" --data-root "$root" \
-    --exec-root "$RUNDIR/exec" --pidfile "$RUNDIR/docker.pid" --host "$DOCKER_HOST" \
-    --storage-driver overlay2 --iptables=false --ip6tables=false --ip-forward=false \
-    --ip-masq=false --bridge=none --userland-proxy=false --log-level=warn \
-    >>"$OUT/logs/dockerd.log" 2>&1 </dev/null &
-  DPID=$!
-  local i
-  for i in $(seq 120); do
-    "$DK" version >/dev/null 2>&1 && break
-    kill -0 "$DPID" 2>/dev/null || die "dockerd exited (see $OUT/logs/dockerd.log)"
-    [ "$i" -lt 120 ] || die "dockerd did not answer in 60 s (see $OUT/logs/dockerd.log)"
-    sleep 0.5
-  done
-  [ "$(cat "$RUNDIR/docker.pid")" = "$DPID" ] || die "dockerd pid file does not match"
-  [ "$("$DK" info --format '{{.Driver}}')" = overlay2 ] || die "dockerd is not on overlay2"
-}
-stop_dockerd() {
-  [ -n "$DPID" ] || return 0
-  kill "$DPID" 2>/dev/null || true
-  local i
-  for i in $(seq 60); do
-    kill -0 "$DPID" 2>/dev/null || break
-    sleep 0.5
-  done
-  kill -0 "$DPID" 2>/dev/null && echo "overlay2.sh: dockerd $DPID still running" >&2
-  DPID=
-}
+dockerd_setup overlay2-bench
 cleanup() {
   stop_dockerd
   umount_under "$OUT" || true

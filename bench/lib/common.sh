@@ -66,3 +66,67 @@ timed() {
   python3 "$(dirname "${BASH_SOURCE[0]}")/timed.py" "$TIMES" "$label" "$case" "$run" \
     "$OUT/logs/$case-$label.err" "$@"
 }
+
+# results_files: empty $OUT/times.tsv, cases.tsv and checks.tsv (TIMES, CASEINFO, CHECKS) and
+# `check WHAT CHECK RESULT` to add a line to the checks.
+results_files() {
+  TIMES=$OUT/times.tsv
+  CASEINFO=$OUT/cases.tsv
+  CHECKS=$OUT/checks.tsv
+  : >"$TIMES"
+  : >"$CASEINFO"
+  : >"$CHECKS"
+}
+check() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$CHECKS"; }
+
+# umount_under DIR: unmounts every mount below DIR, deepest first (a leftover overlay mount
+# would make rm -rf delete through it).
+umount_under() {
+  findmnt -rn -o TARGET | awk -v p="$1/" 'index($0, p) == 1' | sort -r | xargs -r -n1 umount
+}
+
+# A private dockerd (see ../shared/bench/bench-docker.sh): `dockerd_setup` once (a short
+# RUNDIR in /tmp for its socket and exec root, DOCKER_HOST), then `start_dockerd ROOT` on a
+# fresh data root (DPID; overlay2, unix socket, no networking, not the host's daemon.json) and
+# `stop_dockerd` (by PID; SIGKILL after 30 s). Needs DOCKERD, DK and OUT; logs to
+# $OUT/logs/dockerd.log.
+dockerd_setup() {
+  RUNDIR=$(mktemp -d "/tmp/$1.XXXXXX")
+  DPID=
+  export DOCKER_HOST=unix://$RUNDIR/docker.sock
+  echo '{}' >"$RUNDIR/daemon.json"
+}
+start_dockerd() {
+  local root=$1
+  rm -rf "$root" "$RUNDIR/exec"
+  setsid "$DOCKERD" --config-file "$RUNDIR/daemon.json" --data-root "$root" \
+    --exec-root "$RUNDIR/exec" --pidfile "$RUNDIR/docker.pid" --host "$DOCKER_HOST" \
+    --storage-driver overlay2 --iptables=false --ip6tables=false --ip-forward=false \
+    --ip-masq=false --bridge=none --userland-proxy=false --log-level=warn \
+    >>"$OUT/logs/dockerd.log" 2>&1 </dev/null &
+  DPID=$!
+  local i
+  for i in $(seq 120); do
+    "$DK" version >/dev/null 2>&1 && break
+    kill -0 "$DPID" 2>/dev/null || die "dockerd exited (see $OUT/logs/dockerd.log)"
+    [ "$i" -lt 120 ] || die "dockerd did not answer in 60 s (see $OUT/logs/dockerd.log)"
+    sleep 0.5
+  done
+  [ "$(cat "$RUNDIR/docker.pid")" = "$DPID" ] || die "dockerd pid file does not match"
+  [ "$("$DK" info --format '{{.Driver}}')" = overlay2 ] || die "dockerd is not on overlay2"
+}
+stop_dockerd() {
+  [ -n "$DPID" ] || return 0
+  kill "$DPID" 2>/dev/null || true
+  local i
+  for i in $(seq 60); do
+    kill -0 "$DPID" 2>/dev/null || break
+    sleep 0.5
+  done
+  if kill -0 "$DPID" 2>/dev/null; then # not stopped in 30 s: the next run needs its pidfile
+    echo "dockerd $DPID did not stop on SIGTERM; killed" >&2
+    kill -9 "$DPID" 2>/dev/null || true
+    sleep 1
+  fi
+  DPID=
+}

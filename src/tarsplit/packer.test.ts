@@ -145,3 +145,25 @@ test('decodeEntry keeps unknown types and reads name_raw over name', () => {
   ) as { name: Buffer }
   assert.deepEqual(e.name, Buffer.from([0x66, 0xe9]))
 })
+
+test('payloads are accepted exactly when they are padded standard base64', () => {
+  // The grammar as first written (a slow regular expression), against the unpacker's check.
+  const padded = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
+  const text = fc.string({
+    unit: fc.constantFrom(...'AZaz09+/=-_ '.split('')),
+    maxLength: 13,
+  })
+  fc.assert(
+    fc.property(text, (s) => {
+      let accepted = true
+      try {
+        decodeEntry(JSON.stringify({ type: 2, payload: s, position: 0 }))
+      } catch (err) {
+        assert.ok(hasCode(err, 'TARSPLIT_INVALID_METADATA'))
+        accepted = false
+      }
+      assert.equal(accepted, padded.test(s), JSON.stringify(s))
+    }),
+    { numRuns: 20000 },
+  )
+})

@@ -10,14 +10,19 @@ import { DuplicatePathError, InvalidMetadataError } from './errors.js'
 import { jsonValues } from './json-values.js'
 import { ENTRY_TYPE, type TarSplitEntry, type UnknownEntry } from './entry.js'
 
-const BASE64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
+/**
+ * Standard base64 with padding: with the length a multiple of 4, the same language as
+ * `^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$`, which V8 ran 6x slower
+ * (0.55 s of a 45k-entry layer's save went to it).
+ */
+const BASE64_RE = /^[A-Za-z0-9+/]*={0,2}$/
 
 function base64(v: unknown, what: string): Buffer {
   if (typeof v !== 'string')
     throw new InvalidMetadataError(`Cannot read tar-split entry: ${what} is not a string`)
   // Go's decoder ignores CR and LF inside base64 data.
   const s = v.includes('\n') || v.includes('\r') ? v.replace(/[\r\n]/g, '') : v
-  if (!BASE64_RE.test(s))
+  if (s.length % 4 !== 0 || !BASE64_RE.test(s))
     throw new InvalidMetadataError(`Cannot read tar-split entry: ${what} is not base64`)
   return Buffer.from(s, 'base64')
 }

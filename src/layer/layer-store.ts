@@ -42,6 +42,7 @@ import { isDiffGetterDriver } from '../drivers/types.js'
 import { LayerDb } from '../metadata/layer-db.js'
 import type { LayerRecord, MountRecord, Orphan } from '../metadata/types.js'
 import { openDriver } from './open-driver.js'
+import { TarSizeCache } from './tar-size-cache.js'
 import { LayerHandle, RoLayer } from './ro-layer.js'
 import { MountedLayer, RwHandle } from './rw-layer.js'
 import {
@@ -88,6 +89,7 @@ export class LayerStore {
   readonly #layers = new Map<ChainId, RoLayer>()
   readonly #mounts = new Map<string, MountedLayer>()
   readonly #onWarning: LayerStoreOptions['onWarning']
+  readonly #tarSizes: TarSizeCache
 
   private constructor(root: string, driver: Driver, db: LayerDb, options: LayerStoreOptions) {
     this.root = root
@@ -96,6 +98,7 @@ export class LayerStore {
     this.#lockPath = join(root, 'layerstore', 'lock')
     this.#inflight = join(root, 'layerstore', 'inflight')
     this.#onWarning = options.onWarning
+    this.#tarSizes = new TarSizeCache(root)
   }
 
   /** Opens (or creates) the store at `options.root`, loading every layer and read-write layer. */
@@ -181,6 +184,7 @@ export class LayerStore {
       if (options.expectDiffId !== undefined && diffId !== options.expectDiffId)
         throw new DigestMismatchError(options.expectDiffId, diffId, 'layer')
       const chainId = chainIdOf(p?.chainId, diffId)
+      this.#tarSizes.set(diffId, result.size)
       txn.setDiffId(diffId)
       txn.setSize(size)
       txn.setCacheId(cacheId)
@@ -496,13 +500,16 @@ export class LayerStore {
     return verify
   }
 
-  /** Length of the registered tar, summed from its tar-split metadata (no file is read). */
+  /** Length of the registered tar: cached, else summed from its tar-split metadata. */
   async layerTarSize(layer: RoLayer): Promise<number> {
+    const cached = this.#tarSizes.get(layer.diffId)
+    if (cached !== undefined) return cached
     let size = 0
     for await (const e of unpack(this.#db.openTarSplit(layer.chainId))) {
       if (e.type === ENTRY_TYPE.SEGMENT) size += (e as SegmentEntry).payload.length
       else if (e.type === ENTRY_TYPE.FILE) size += (e as FileEntry).size
     }
+    this.#tarSizes.set(layer.diffId, size)
     return size
   }
 

@@ -1,0 +1,28 @@
+/** A layer's tar size: recorded at register, computed from tar-split when the entry is gone or unreadable. */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { Readable } from 'node:stream'
+import { scratch } from '../testing/corpus.js'
+import { makeLayerTar } from '../testing/image-archive.js'
+import { LayerStore } from './layer-store.js'
+
+test('tarSize: from the cache, and computed again without it', async (t) => {
+  const { dir, remove } = await scratch('layerstore-tar-size-')
+  t.after(remove)
+  const tar = Buffer.concat([
+    await makeLayerTar({ 'a/b.txt': 'hello\n', 'c.bin': Buffer.alloc(70000, 7) }),
+    Buffer.from('trailing bytes are part of the DiffID'),
+  ])
+  const store = await LayerStore.open({ root: join(dir, 'root'), driver: 'vfs' })
+  const layer = await store.register(Readable.from([tar]))
+  const cacheDir = join(dir, 'root', 'layerstore', 'tar-size')
+  assert.deepEqual(readdirSync(cacheDir), [layer.diffId.slice(7)])
+  assert.equal(await layer.tarSize(), tar.length)
+  writeFileSync(join(cacheDir, layer.diffId.slice(7)), 'not a number')
+  assert.equal(await layer.tarSize(), tar.length)
+  rmSync(cacheDir, { recursive: true })
+  assert.equal(await layer.tarSize(), tar.length)
+  assert.deepEqual(readdirSync(cacheDir), [layer.diffId.slice(7)], 'written again')
+})

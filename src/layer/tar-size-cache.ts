@@ -1,0 +1,37 @@
+/**
+ * The length of each registered tar, by DiffID, under `<root>/layerstore/tar-size/`: what
+ * saving a layer needs before its first byte (a tar header carries the size), otherwise
+ * summed from the whole tar-split metadata (0.7 s for a 45k-entry layer). Equal DiffIDs are
+ * equal bytes, so an entry is never stale. Best effort: a missing or unreadable entry is
+ * computed again; entries are created whole (O_EXCL, one write) and never rewritten.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { digestHex, type DiffId } from '../digest/digest.js'
+
+export class TarSizeCache {
+  readonly #dir: string
+
+  constructor(root: string) {
+    this.#dir = join(root, 'layerstore', 'tar-size')
+  }
+
+  get(diffId: DiffId): number | undefined {
+    let text: string
+    try {
+      text = readFileSync(join(this.#dir, digestHex(diffId)), 'utf8')
+    } catch {
+      return undefined
+    }
+    return /^[0-9]{1,16}$/.test(text) ? Number(text) : undefined
+  }
+
+  set(diffId: DiffId, size: number): void {
+    try {
+      mkdirSync(this.#dir, { recursive: true, mode: 0o700 })
+      writeFileSync(join(this.#dir, digestHex(diffId)), String(size), { flag: 'wx', mode: 0o600 })
+    } catch {
+      // Present already, or not writable: the size is computed when needed.
+    }
+  }
+}

@@ -373,7 +373,8 @@ export class ImageStore {
   /**
    * Finishes loads and removals whose process died: the layers such a load registered (its
    * image record, written last, is not there), or such a removal was deleting, are removed
-   * when no image and no running load uses them.
+   * when no image and no running load uses them. A journal with layers a running load uses
+   * stays for a later open: should that load die too, nothing else lists them.
    */
   async #rollBackLoads(): Promise<void> {
     const dir = join(this.layers.root, LOADS_DIR)
@@ -394,18 +395,23 @@ export class ImageStore {
       const registered = lines.filter((l) => l.startsWith('+ ')).map((l) => l.slice(2) as ChainId)
       dead.push({ name, registered })
     }
-    const used = new Set<string>(live)
+    const used = new Set<string>()
     for (const r of this.#images.values()) for (const c of r.chainIds) used.add(c)
     for (const { name, registered } of dead) {
+      let keep = false
       for (const c of registered.reverse()) {
         if (used.has(c) || !this.layers.map().has(c)) continue
+        if (live.has(c)) {
+          keep = true
+          continue
+        }
         try {
           await this.layers.remove(c)
         } catch (err) {
           if (!hasCode(err, 'LAYER_IN_USE') && !hasCode(err, 'LAYER_DOES_NOT_EXIST')) throw err
         }
       }
-      rmSync(join(dir, name), { force: true })
+      if (!keep) rmSync(join(dir, name), { force: true })
     }
   }
 }

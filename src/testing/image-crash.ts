@@ -336,7 +336,7 @@ export function imageCrashHarness(driver: 'vfs' | 'overlay2'): void {
   test(
     `image crash harness on ${driver}: ${KILLS} kills of loads, removals and tags leave consistent images`,
     { timeout: 30 * 60_000, skip: skip ?? false },
-    async () => {
+    async (t) => {
       const { dir, remove } = await scratch('layerstore-image-crash-')
       try {
         const root = join(dir, 'root')
@@ -384,12 +384,98 @@ export function imageCrashHarness(driver: 'vfs' | 'overlay2'): void {
                 )
           await checkExports(images, [...new Set(sample)], at)
         }
+        t.diagnostic(
+          `${loads} loads returned; ${killedInLoad} kills during a load; ${deadJournals} journals of dead calls found`,
+        )
+        if (KILLS < 20) return // too few kills to say anything of where they landed
         assert.ok(loads > KILLS / 2, `only ${loads} loads completed: the kills came too early`)
         assert.ok(
           killedInLoad > KILLS / 5 && deadJournals > KILLS / 10,
           `${killedInLoad} kills during a load, ${deadJournals} journals left: too few`,
         )
       } finally {
+        await remove()
+      }
+    },
+  )
+}
+
+const PAUSE_CHILD = fileURLToPath(new URL('./image-load-pause-child.js', import.meta.url))
+
+/** A load in a child process (image-load-pause-child.ts), stopped at `stop` when told to run. */
+function pausedLoad(root: string, driver: string, archive: string, stop: string) {
+  const child = spawn(process.execPath, [PAUSE_CHILD, root, driver, archive, stop], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  })
+  let out = ''
+  const waiters: (() => void)[] = []
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString()
+    for (const w of waiters.splice(0)) w()
+  })
+  const closed = new Promise<void>((resolve) => child.on('close', () => resolve()))
+  const until = async (word: string): Promise<void> => {
+    while (!out.includes(`${word}\n`)) {
+      if (child.exitCode !== null) throw new Error(`the load ended before "${word}": ${out}`)
+      await new Promise<void>((r) => waiters.push(r))
+    }
+  }
+  return {
+    until,
+    run: () => child.stdin.write('go\n'),
+    kill: async () => {
+      child.kill('SIGKILL')
+      await closed
+    },
+  }
+}
+
+/**
+ * The rollback across two loads that die one after the other, the first while the second
+ * uses what it left: the layers stay as long as the second runs, and go once it died.
+ */
+export function rollbackAcrossLoadsTest(driver: 'vfs' | 'overlay2'): void {
+  const skip = driversUnderTest().find((d) => d.name === driver)?.skip
+  test(
+    `ImageStore.open on ${driver} rolls back a dead load's layer that a running load used, once that load died too`,
+    { timeout: 60_000, skip: skip ?? false },
+    async () => {
+      const { dir, remove } = await scratch('layerstore-image-rollback-')
+      const loads: ReturnType<typeof pausedLoad>[] = []
+      try {
+        const root = join(dir, 'root')
+        const base = await makeLayerTar({ 'base/f': 'base' })
+        const a = await makeLayerTar({ 'a/f': 'a' })
+        const b = await makeLayerTar({ 'b/f': 'b' })
+        const x = await buildDockerArchive(join(dir, 'x.tar'), [{ layers: [base, a] }])
+        const y = await buildDockerArchive(join(dir, 'y.tar'), [{ layers: [base, b] }])
+        // A load of x registers the base layer and dies, while a load of y has the store open
+        // (so that it does not roll x's load back itself) and then builds on that base.
+        const first = pausedLoad(root, driver, x.path, 'after-first-layer')
+        loads.push(first)
+        await first.until('opened')
+        first.run()
+        await first.until('paused')
+        const second = pausedLoad(root, driver, y.path, 'before-first-layer')
+        loads.push(second)
+        await second.until('opened')
+        await first.kill()
+        second.run()
+        await second.until('paused')
+        const journals = join(root, LOADS_DIR)
+        assert.equal(listAll(journals).length, 2)
+
+        const during = await ImageStore.open({ root, driver })
+        assert.equal(during.layers.map().size, 1, 'the layer the running load uses is kept')
+
+        await second.kill()
+        const after = await ImageStore.open({ root, driver })
+        await after.layers.cleanup()
+        assert.deepEqual(after.list(), [])
+        assert.deepEqual([...after.layers.map().keys()], [], 'a layer nothing uses is left')
+        assert.deepEqual(listAll(journals), [], 'a journal is left')
+      } finally {
+        for (const l of loads) await l.kill()
         await remove()
       }
     },

@@ -8,22 +8,12 @@
  *   `tag <id> <name>` … `tagged <id> <name>`.
  * usage: node image-crash-child.js ROOT DRIVER SEED ARCHIVES
  */
-import { readFileSync, writeSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { ImageStore } from '../image/image-store.js'
+import { say, seeded } from './child-io.js'
 
 const [root, driver, seedArg, archivesFile] = process.argv.slice(2)
-let seed = Number(seedArg ?? 1) >>> 0 || 1
-/** xorshift32: the same seed gives the same operations. */
-function rand(n: number): number {
-  seed ^= seed << 13
-  seed ^= seed >>> 17
-  seed ^= seed << 5
-  return (seed >>> 0) % n
-}
-
-function say(line: string): void {
-  writeSync(1, line + '\n') // synchronous: a line printed is a line the parent sees
-}
+const rand = seeded(seedArg)
 
 /** Names `tag` points at: some new, some that archives give too (the name moves). */
 const TARGETS = [

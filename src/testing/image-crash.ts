@@ -35,6 +35,7 @@ import {
   type FixtureImage,
 } from './image-archive.js'
 import { danglingLinks, driverIds, listAll } from './store-crash.js'
+import { runAndKill } from './run-and-kill.js'
 
 const CHILD = fileURLToPath(new URL('./image-crash-child.js', import.meta.url))
 const KILLS = Number(process.env['LAYERSTORE_CRASH_KILLS'] ?? 100)
@@ -201,28 +202,6 @@ function replay(lines: readonly string[], state: State, archives: readonly Crash
   return { pending, loads }
 }
 
-/** Runs the child until `ms` after it is ready, then kills it; returns what it printed. */
-function runAndKill(args: readonly string[], ms: number): Promise<string[]> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CHILD, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    let err = ''
-    let timer: NodeJS.Timeout | undefined
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString()
-      if (timer === undefined && out.startsWith('ready\n'))
-        timer = setTimeout(() => child.kill('SIGKILL'), ms)
-    })
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()))
-    child.on('error', reject)
-    child.on('close', (code, signal) => {
-      if (timer !== undefined) clearTimeout(timer)
-      if (signal !== 'SIGKILL') reject(new Error(`child ended by itself (${String(code)}): ${err}`))
-      else resolve(out.split('\n').slice(0, -1)) // the last line may be cut
-    })
-  })
-}
-
 /** Files under `dir` (recursively) whose name ends in `.tmp`. */
 function tmpFiles(dir: string): string[] {
   const out: string[] = []
@@ -351,7 +330,11 @@ export function imageCrashHarness(driver: 'vfs' | 'overlay2'): void {
         for (let i = 0; i < KILLS; i++) {
           seed = (seed * 1_103_515_245 + 12_345) >>> 0
           const at = `kill ${i} (seed ${seed})`
-          const lines = await runAndKill([root, driver, String(seed), list], seed % MAX_RUN_MS)
+          const lines = await runAndKill(
+            CHILD,
+            [root, driver, String(seed), list],
+            seed % MAX_RUN_MS,
+          )
           const before = state
           const run = replay(lines, before, archives) // `before` now holds the calls that returned
           loads += run.loads

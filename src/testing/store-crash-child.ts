@@ -6,25 +6,15 @@
  *   `releasing <chainId>` before a release or remove that may delete it.
  * usage: node store-crash-child.js ROOT DRIVER SEED
  */
-import { writeFileSync, writeSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { LayerStore } from '../layer/layer-store.js'
 import { writeTar } from '../tar/writer.js'
 import type { Layer } from '../layer/types.js'
+import { say, seeded } from './child-io.js'
 
 const [root, driver, seedArg] = process.argv.slice(2)
-let seed = Number(seedArg ?? 1) >>> 0 || 1
-/** xorshift32: the same seed gives the same operations. */
-function rand(n: number): number {
-  seed ^= seed << 13
-  seed ^= seed >>> 17
-  seed ^= seed << 5
-  return (seed >>> 0) % n
-}
-
-function say(line: string): void {
-  writeSync(1, line + '\n') // synchronous: a line printed is a line the parent sees
-}
+const rand = seeded(seedArg)
 
 function tar(i: number): AsyncIterable<Uint8Array> {
   const files = 1 + (i % 5)

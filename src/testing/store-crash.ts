@@ -9,7 +9,6 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
@@ -17,33 +16,10 @@ import { fileURLToPath } from 'node:url'
 import { LayerStore } from '../layer/layer-store.js'
 import { scratch } from './corpus.js'
 import { driversUnderTest } from './drivers.js'
+import { runAndKill } from './run-and-kill.js'
 
 const CHILD = fileURLToPath(new URL('./store-crash-child.js', import.meta.url))
 const KILLS = Number(process.env['LAYERSTORE_CRASH_KILLS'] ?? 150)
-
-/** Runs the child until `ms` after it is ready, then kills it; returns what it printed. */
-function runAndKill(root: string, driver: string, seed: number, ms: number): Promise<string[]> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CHILD, root, driver, String(seed)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let out = ''
-    let err = ''
-    let timer: NodeJS.Timeout | undefined
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString()
-      if (timer === undefined && out.startsWith('ready\n'))
-        timer = setTimeout(() => child.kill('SIGKILL'), ms)
-    })
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()))
-    child.on('error', reject)
-    child.on('close', (code, signal) => {
-      if (timer !== undefined) clearTimeout(timer)
-      if (signal !== 'SIGKILL') reject(new Error(`child ended by itself (${String(code)}): ${err}`))
-      else resolve(out.split('\n').slice(0, -1)) // the last line may be cut
-    })
-  })
-}
 
 export function listAll(dir: string): string[] {
   return existsSync(dir) ? readdirSync(dir) : []
@@ -82,7 +58,7 @@ export function crashHarness(driver: 'vfs' | 'overlay2'): void {
         let registered = 0
         for (let i = 0; i < KILLS; i++) {
           seed = (seed * 1_103_515_245 + 12_345) >>> 0
-          const lines = await runAndKill(root, driver, seed, seed % 250)
+          const lines = await runAndKill(CHILD, [root, driver, String(seed)], seed % 250)
           for (const line of lines) {
             const [what, id] = line.split(' ')
             if (what === 'registered') {

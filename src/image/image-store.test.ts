@@ -259,13 +259,31 @@ describe('image records', () => {
     const id = built.ids[0]!
     const content = readFileSync(join(base, 'imagedb', 'content', 'sha256', id.slice(7)))
     assert.equal(sha(content), id)
-    const repos: unknown = JSON.parse(readFileSync(join(base, 'repositories.json'), 'utf8'))
+    const repos = JSON.parse(readFileSync(join(base, 'repositories.json'), 'utf8')) as {
+      Repositories: Record<string, Record<string, string>>
+    }
     assert.deepEqual(repos, {
       Repositories: {
         busybox: { 'busybox:latest': id },
         'localhost:5000/team/bb': { 'localhost:5000/team/bb:2': id },
       },
     })
+    // A digest name as a pull (or dockerd) records it, and the ID forms Docker accepts.
+    const digest = `sha256:${'d'.repeat(64)}`
+    ;(repos.Repositories as Record<string, Record<string, string>>)['busybox']![
+      `busybox@${digest}`
+    ] = id
+    writeFileSync(join(base, 'repositories.json'), JSON.stringify(repos))
+    const again = await ImageStore.open({ root })
+    assert.equal(again.resolve(`busybox@${digest}`), id)
+    assert.equal(again.resolve(`busybox:latest@${digest}`), id, 'by its digest alone')
+    assert.deepEqual(again.inspect(id).repoDigests, [`docker.io/library/busybox@${digest}`])
+    assert.equal(again.resolve(id.slice(7)), id, 'a bare 64-hex ID')
+    assert.equal(again.resolve(id.slice(0, 12)), id, 'a prefix after sha256:')
+    assert.throws(
+      () => again.resolve(`busybox@sha256:${'e'.repeat(64)}`),
+      (e) => hasCode(e, 'IMAGE_DOES_NOT_EXIST'),
+    )
   })
 
   test('a load that died after registering layers is rolled back at the next open', async (t) => {

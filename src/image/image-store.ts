@@ -18,12 +18,7 @@ import { withFileLock } from '../internal/lock.js'
 import { InflightMarker, isInflight } from '../internal/inflight.js'
 import { LayerStore } from '../layer/layer-store.js'
 import type { Layer, LayerMetadata, LayerStoreOptions } from '../layer/types.js'
-import {
-  ImageConflictError,
-  ImageDoesNotExistError,
-  ReferenceAmbiguousError,
-  ReferenceInvalidError,
-} from './errors.js'
+import { ImageConflictError, ImageDoesNotExistError, ReferenceAmbiguousError } from './errors.js'
 import { ImageDb } from './image-db.js'
 import { parseImageConfig, type ImageConfig } from './image-config.js'
 import { loadArchive } from './load.js'
@@ -31,11 +26,12 @@ import {
   checkTaggable,
   familiarString,
   formatReference,
+  parseImageQuery,
   parseReference,
   withDefaultTag,
 } from './reference.js'
 import { saveArchive } from './save.js'
-import type { ImageId, ImageInfo, LoadOptions, NamedReference, SaveOptions } from './types.js'
+import type { ImageId, ImageInfo, LoadOptions, SaveOptions } from './types.js'
 
 export interface ImageStoreOptions extends Omit<LayerStoreOptions, 'onWarning'> {
   /** Problems found while opening: the layer store's, and image records that were skipped. */
@@ -119,28 +115,27 @@ export class ImageStore {
    * `docker.io/library/busybox:latest`) or `name@sha256:…`; else a prefix of an image ID.
    */
   resolve(ref: string): ImageId {
-    const full = /^sha256:[0-9a-f]{64}$/.exec(ref)?.[0]
-    if (full !== undefined && this.#images.has(full as ImageId)) return full as ImageId
-    let named: NamedReference | undefined
-    try {
-      named = withDefaultTag(parseReference(ref))
-    } catch (err) {
-      if (!hasCode(err, 'REFERENCE_INVALID')) throw err
+    const q = parseImageQuery(ref) // Docker's lookup order: see reference.ts
+    if (q.kind === 'id') {
+      if (this.#images.has(q.id)) return q.id
+      throw new ImageDoesNotExistError(`No such image: ${q.id}`)
     }
-    if (named !== undefined) {
-      const id = this.#refs.get(formatReference(named))
-      if (id !== undefined && this.#images.has(id)) return id
-    }
-    const prefix = /^(?:sha256:)?([0-9a-f]{1,64})$/.exec(ref)?.[1]
-    if (prefix !== undefined) {
-      const hits = [...this.#images.keys()].filter((id) => id.startsWith(`sha256:${prefix}`))
+    // A name with both a tag and a digest is looked up by its digest.
+    const key = formatReference(
+      q.ref.digest === undefined
+        ? q.ref
+        : { name: q.ref.name, familiarName: q.ref.familiarName, digest: q.ref.digest },
+    )
+    const id = this.#refs.get(key)
+    if (id !== undefined && this.#images.has(id)) return id
+    if (q.idPrefix !== undefined) {
+      const prefix = q.idPrefix
+      const hits = [...this.#images.keys()].filter((i) => i.startsWith(prefix))
       if (hits.length === 1) return hits[0]!
       if (hits.length > 1)
         throw new ReferenceAmbiguousError(`image ID prefix ${ref} matches ${hits.length} images`)
     }
-    if (named === undefined && prefix === undefined)
-      throw new ReferenceInvalidError(`invalid reference format: ${JSON.stringify(ref)}`)
-    throw new ImageDoesNotExistError(`No such image: ${ref}`)
+    throw new ImageDoesNotExistError(`No such image: ${familiarString(q.ref)}`)
   }
 
   // ---- changing -----------------------------------------------------------------------------

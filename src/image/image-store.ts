@@ -7,20 +7,19 @@
  * Several processes may use one root: record changes happen under a lock (flock, released by
  * the kernel when a process dies) after re-reading the records, as the layer store does.
  */
-import { createHash, randomBytes } from 'node:crypto'
-import { readdirSync, readFileSync, rmSync } from 'node:fs'
+import { createHash } from 'node:crypto'
 import { join } from 'node:path'
 import type { Writable } from 'node:stream'
 import { chainIds } from '../digest/chain-id.js'
 import type { ChainId } from '../digest/digest.js'
 import { hasCode } from '../errors.js'
 import { withFileLock } from '../internal/lock.js'
-import { InflightMarker, isInflight } from '../internal/inflight.js'
 import { LayerStore } from '../layer/layer-store.js'
 import type { Layer, LayerMetadata, LayerStoreOptions } from '../layer/types.js'
 import { ImageConflictError, ImageDoesNotExistError, ReferenceAmbiguousError } from './errors.js'
 import { ImageDb } from './image-db.js'
 import { parseImageConfig, type ImageConfig } from './image-config.js'
+import { openJournal, rollBackJournals } from './journal.js'
 import { loadArchive } from './load.js'
 import {
   checkTaggable,
@@ -57,12 +56,6 @@ export interface RemoveResult {
   readonly layers: LayerMetadata[]
 }
 
-/**
- * Where journals live: one per load or image removal in progress (see load.ts), listing the
- * layers that are to be deleted if the process dies and nothing uses them.
- */
-export const LOADS_DIR = join('layerstore', 'loads')
-
 export class ImageStore {
   readonly layers: LayerStore
   readonly #db: ImageDb
@@ -87,7 +80,9 @@ export class ImageStore {
     const store = new ImageStore(layers, db, warn)
     await store.#locked(async () => {
       await db.sweepTemporary()
-      await store.#rollBackLoads()
+      const used = new Set<string>()
+      for (const r of store.#images.values()) for (const c of r.chainIds) used.add(c)
+      await rollBackJournals(layers, used)
     })
     return store
   }
@@ -148,7 +143,6 @@ export class ImageStore {
   async load(input: string, options: LoadOptions = {}): Promise<ImageInfo[]> {
     const ids = await loadArchive(input, options, {
       layers: this.layers,
-      journalDir: join(this.layers.root, LOADS_DIR),
       commit: (image, pin, tags) => this.#commitImage(image, pin, tags),
     })
     return ids.map((id) => this.#info(this.#images.get(id)!))
@@ -249,11 +243,8 @@ export class ImageStore {
       }
       if (!deleting) return result
       // Should this process die between the record and its layers, the next open deletes
-      // the layers nobody uses, as it does for a load that died (see #rollBackLoads).
-      const journal = InflightMarker.hold(
-        join(this.layers.root, LOADS_DIR),
-        `rm-${randomBytes(8).toString('hex')}`,
-      )
+      // the layers nobody uses, as it does for a load that died (see journal.ts).
+      const journal = openJournal(this.layers.root, 'rm')
       try {
         for (const c of record.chainIds) journal.append(`+ ${c}`)
         await this.#db.deleteImage(id)
@@ -363,50 +354,5 @@ export class ImageStore {
       this.#images.set(id, { id, config, parsed, chainIds: chain, pin })
     }
     this.#refs = await this.#db.readReferences(this.#warn)
-  }
-
-  /**
-   * Finishes loads and removals whose process died: the layers such a load registered (its
-   * image record, written last, is not there), or such a removal was deleting, are removed
-   * when no image and no running load uses them. A journal with layers a running load uses
-   * stays for a later open: should that load die too, nothing else lists them.
-   */
-  async #rollBackLoads(): Promise<void> {
-    const dir = join(this.layers.root, LOADS_DIR)
-    let names: string[]
-    try {
-      names = readdirSync(dir)
-    } catch {
-      return
-    }
-    const live = new Set<string>()
-    const dead: { name: string; registered: ChainId[] }[] = []
-    for (const name of names) {
-      const lines = readFileSync(join(dir, name), 'utf8').split('\n')
-      if (isInflight(dir, name)) {
-        for (const l of lines) if (l.length > 2) live.add(l.slice(2))
-        continue
-      }
-      const registered = lines.filter((l) => l.startsWith('+ ')).map((l) => l.slice(2) as ChainId)
-      dead.push({ name, registered })
-    }
-    const used = new Set<string>()
-    for (const r of this.#images.values()) for (const c of r.chainIds) used.add(c)
-    for (const { name, registered } of dead) {
-      let keep = false
-      for (const c of registered.reverse()) {
-        if (used.has(c) || !this.layers.map().has(c)) continue
-        if (live.has(c)) {
-          keep = true
-          continue
-        }
-        try {
-          await this.layers.remove(c)
-        } catch (err) {
-          if (!hasCode(err, 'LAYER_IN_USE') && !hasCode(err, 'LAYER_DOES_NOT_EXIST')) throw err
-        }
-      }
-      if (!keep) rmSync(join(dir, name), { force: true })
-    }
   }
 }

@@ -5,11 +5,9 @@
  * DiffID before it is recorded; then the image record and its names, last.
  *
  * A crash never leaves an image record without its layers (the record is written after
- * them). Layers a load registered before it died are listed in its journal, a file locked for
- * the load's lifetime under `layerstore/loads/`; the next ImageStore.open removes those that no
- * image and no running load uses.
+ * them). Layers a load registered before it died are listed in its journal (journal.ts); the
+ * next ImageStore.open removes those that no image and no running load uses.
  */
-import { randomBytes } from 'node:crypto'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { decompress } from '../archive/decompress.js'
@@ -17,18 +15,18 @@ import { chainIds } from '../digest/chain-id.js'
 import type { DiffId } from '../digest/digest.js'
 import { VerifyDigest } from '../digest/verify.js'
 import { hasCode } from '../errors.js'
-import { InflightMarker } from '../internal/inflight.js'
+import type { InflightMarker } from '../internal/inflight.js'
 import type { LayerStore } from '../layer/layer-store.js'
 import type { Layer } from '../layer/types.js'
 import { openArchiveSource } from './archive-source.js'
 import { DiffIdMismatchError } from './errors.js'
+import { openJournal } from './journal.js'
 import { readArchive } from './read-archive.js'
 import type { ArchiveImage, ArchiveLayer, ArchiveSource, ImageId, LoadOptions } from './types.js'
 
 /** What a load needs of the image store. */
 export interface LoadContext {
   readonly layers: LayerStore
-  readonly journalDir: string
   /** Records the image (holding `pin`, its top layer) and points `tags` at it. */
   commit(image: ArchiveImage, pin: Layer | undefined, tags: readonly string[]): Promise<void>
 }
@@ -45,7 +43,7 @@ export async function loadArchive(
       source,
       options.platform !== undefined ? { platform: options.platform } : {},
     )
-    const journal = InflightMarker.hold(ctx.journalDir, `load-${randomBytes(8).toString('hex')}`)
+    const journal = openJournal(ctx.layers.root, 'load')
     try {
       const ids: ImageId[] = []
       for (const image of images) {

@@ -24,7 +24,8 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { ChainId } from '../digest/digest.js'
-import { ImageStore, LOADS_DIR } from '../image/image-store.js'
+import { ImageStore } from '../image/image-store.js'
+import { JOURNALS_DIR } from '../image/journal.js'
 import { scratch } from './corpus.js'
 import { driversUnderTest } from './drivers.js'
 import {
@@ -221,7 +222,7 @@ async function checkStore(
 ): Promise<State> {
   const layers = images.layers
   await layers.cleanup()
-  assert.deepEqual(listAll(join(root, LOADS_DIR)), [], `${at}: a journal is left`)
+  assert.deepEqual(listAll(join(root, JOURNALS_DIR)), [], `${at}: a journal is left`)
   const imageDir = join(root, 'image', driver)
   const layerdb = join(imageDir, 'layerdb')
   assert.deepEqual(listAll(join(layerdb, 'tmp')), [], `${at}: a write set is left`)
@@ -341,7 +342,7 @@ export function imageCrashHarness(driver: 'vfs' | 'overlay2'): void {
           const after = copy(before)
           if (run.pending !== undefined) apply(after, run.pending, archives)
           if (run.pending?.kind === 'load') killedInLoad++
-          if (listAll(join(root, LOADS_DIR)).length > 0) deadJournals++
+          if (listAll(join(root, JOURNALS_DIR)).length > 0) deadJournals++
 
           const warnings: string[] = []
           const images = await ImageStore.open({
@@ -445,7 +446,7 @@ export function rollbackAcrossLoadsTest(driver: 'vfs' | 'overlay2'): void {
         await first.kill()
         second.run()
         await second.until('paused')
-        const journals = join(root, LOADS_DIR)
+        const journals = join(root, JOURNALS_DIR)
         assert.equal(listAll(journals).length, 2)
 
         const during = await ImageStore.open({ root, driver })

@@ -1,23 +1,15 @@
 /**
  * ImageStore: load and save in every archive form, image records and names with Docker's
- * semantics, corrupt inputs that leave the store exactly as it was, and recovery of a load
- * that died half-way.
+ * semantics, and recovery of a load or removal that died half-way (corrupt archives:
+ * load-corrupt.test.ts).
  */
-import { describe, test, type TestContext } from 'node:test'
+import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createHash } from 'node:crypto'
-import { mkdirSync, readFileSync, writeFileSync, truncateSync, statSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { buffer } from 'node:stream/consumers'
-import { scratch } from '../testing/corpus.js'
 import { driversUnderTest } from '../testing/drivers.js'
-import { snapshot } from '../testing/tree.js'
-import {
-  buildDockerArchive,
-  buildOciLayout,
-  makeLayerTar,
-  type FixtureImage,
-} from '../testing/image-archive.js'
+import { buildDockerArchive, buildOciLayout, type FixtureImage } from '../testing/image-archive.js'
 import { chainIds } from '../digest/chain-id.js'
 import type { DiffId } from '../digest/digest.js'
 import { hasCode } from '../errors.js'
@@ -25,36 +17,7 @@ import { ImageStore } from './image-store.js'
 import { openArchiveSource } from './archive-source.js'
 import { readArchive } from './read-archive.js'
 import type { ProgressEvent } from './types.js'
-
-/** A scratch directory removed after the test. */
-async function tempDir(t: TestContext, name: string): Promise<string> {
-  const { dir, remove } = await scratch(`layerstore-${name}-`)
-  t.after(remove)
-  return dir
-}
-
-const sha = (b: Uint8Array): string => `sha256:${createHash('sha256').update(b).digest('hex')}`
-
-async function threeLayers(): Promise<Buffer[]> {
-  return [
-    await makeLayerTar({ 'etc/os-release': 'ID=example\n', 'bin/sh': 'not really a shell' }),
-    await makeLayerTar({ 'app/main.js': 'console.log("hello")\n', 'app/data/': '' }),
-    await makeLayerTar({ 'app/main.js': 'console.log("hello, again")\n' }),
-  ]
-}
-
-/**
- * Every file of a store root with its content hash; directories by name only. overlay2's
- * `committed` markers are left out: creating a layer on a parent marks the parent "used as a
- * lower" (Docker's overlay2 does the same) and the mark stays when the registration fails.
- */
-function listing(root: string): string[] {
-  const list = snapshot(root).filter((e) => !/^overlay2\/[^/]+\/committed$/.test(e.path ?? ''))
-  return list.map((e) => {
-    const path = e.path ?? e.path_b64 ?? ''
-    return e.type === 'file' ? `${path} ${e.mode} ${e.sha256 ?? ''}` : `${path} ${e.type} ${e.mode}`
-  })
-}
+import { sha, tempDir, threeLayers } from '../testing/image-test-kit.js'
 
 /** The images an archive describes, as the reader sees them: IDs, configs, blob digests. */
 async function describeArchive(path: string): Promise<unknown[]> {
@@ -364,125 +327,4 @@ test('an image removal that died between the record and the layers is finished a
     'the top layer goes, the base image keeps its layer',
   )
   assert.equal(reopened.resolve('x/base:1'), built.ids[0])
-})
-
-describe('corrupt archives leave the store exactly as it was', () => {
-  const cases: {
-    name: string
-    code: string
-    make: (dir: string, layers: Buffer[]) => Promise<string>
-  }[] = [
-    {
-      name: 'a layer whose bytes do not match diff_ids',
-      code: 'IMAGE_DIFF_ID_MISMATCH',
-      make: async (dir, [a, b]) => {
-        const built = await buildDockerArchive(join(dir, 'bad.tar'), [
-          {
-            layers: [a!, b!],
-            repoTags: ['x/bad:1'],
-            config: { rootfs: { type: 'layers', diff_ids: [sha(a!), sha(a!)] } },
-          },
-        ])
-        return built.path
-      },
-    },
-    {
-      name: 'a gzip layer blob that does not match its digest',
-      code: 'DIGEST_MISMATCH',
-      make: async (dir, [a, b]) => {
-        const built = await buildOciLayout(
-          join(dir, 'bad'),
-          [{ layers: [a!, { tar: b!, compression: 'gzip' }], repoTags: ['x/bad:1'] }],
-          { tar: false },
-        )
-        // Same size, same uncompressed bytes, other compressed bytes (the gzip header's
-        // mtime): only the blob digest can tell.
-        const index = JSON.parse(readFileSync(join(built.path, 'index.json'), 'utf8')) as {
-          manifests: { digest: string }[]
-        }
-        const mdigest = index.manifests[0]!.digest
-        const manifest = JSON.parse(
-          readFileSync(join(built.path, 'blobs', 'sha256', mdigest.slice(7)), 'utf8'),
-        ) as { layers: { digest: string }[] }
-        const blob = join(built.path, 'blobs', 'sha256', manifest.layers[1]!.digest.slice(7))
-        const bytes = readFileSync(blob)
-        bytes.writeUInt32LE(bytes.readUInt32LE(4) ^ 0x5a5a5a5a, 4)
-        writeFileSync(blob, bytes)
-        return built.path
-      },
-    },
-    {
-      name: 'a truncated archive',
-      code: 'IMAGE_ARCHIVE_INVALID',
-      make: async (dir, [a, b]) => {
-        const built = await buildDockerArchive(join(dir, 'cut.tar'), [
-          { layers: [a!, b!], repoTags: ['x/cut:1'] },
-        ])
-        truncateSync(built.path, Math.floor(statSync(built.path).size * 0.7))
-        return built.path
-      },
-    },
-    {
-      name: 'a manifest naming a missing blob',
-      code: 'IMAGE_BLOB_MISSING',
-      make: async (dir, [a]) => {
-        const built = await buildDockerArchive(
-          join(dir, 'missing'),
-          [{ layers: [a!], repoTags: ['x/missing:1'] }],
-          { tar: false },
-        )
-        const m = JSON.parse(readFileSync(join(built.path, 'manifest.json'), 'utf8')) as {
-          Config: string
-          Layers: string[]
-        }[]
-        m[0]!.Layers[0] = 'blobs/sha256/' + '0'.repeat(64)
-        writeFileSync(join(built.path, 'manifest.json'), JSON.stringify(m))
-        return built.path
-      },
-    },
-    {
-      name: 'a config that is not JSON',
-      code: 'IMAGE_ARCHIVE_INVALID',
-      make: async (dir, [a]) => {
-        const built = await buildDockerArchive(
-          join(dir, 'notjson'),
-          [{ layers: [a!], repoTags: ['x/notjson:1'] }],
-          { tar: false },
-        )
-        const m = JSON.parse(readFileSync(join(built.path, 'manifest.json'), 'utf8')) as {
-          Config: string
-          Layers: string[]
-        }[]
-        const text = Buffer.from('{"rootfs": not json')
-        const name = `blobs/sha256/${createHash('sha256').update(text).digest('hex')}`
-        writeFileSync(join(built.path, name), text)
-        m[0]!.Config = name
-        writeFileSync(join(built.path, 'manifest.json'), JSON.stringify(m))
-        return built.path
-      },
-    },
-  ]
-  for (const c of cases) {
-    test(`${c.name}: ${c.code}`, async (t) => {
-      const dir = await tempDir(t, 'image-corrupt')
-      const layers = await threeLayers()
-      const root = join(dir, 'root')
-      const store = await ImageStore.open({ root })
-      const good = await buildDockerArchive(join(dir, 'good.tar'), [
-        { layers: [layers[0]!], repoTags: ['x/good:1'] },
-      ])
-      await store.load(good.path)
-      const input = await c.make(dir, layers)
-      const before = listing(root)
-      await assert.rejects(store.load(input), (e) => {
-        assert.ok(hasCode(e, c.code), `expected ${c.code}, got ${String(e)}`)
-        return true
-      })
-      assert.deepEqual(listing(root), before)
-      assert.deepEqual(
-        store.list().map((i) => i.id),
-        good.ids,
-      )
-    })
-  }
 })

@@ -34,12 +34,7 @@ rm -rf "$OUT"
 mkdir -p "$OUT/logs"
 copy_build "$DIST"
 export LAYERSTORE_DIST=$OUT/layerstore/dist
-TIMES=$OUT/times.tsv
-CASEINFO=$OUT/cases.tsv
-CHECKS=$OUT/checks.tsv
-: >"$TIMES"
-: >"$CASEINFO"
-: >"$CHECKS"
+results_files
 check_fs "$WORK"
 
 TOOLS=$WORK/node-tools

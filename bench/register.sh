@@ -25,12 +25,7 @@ rm -rf "$OUT"
 mkdir -p "$OUT/logs"
 copy_build "$DIST"
 CLI=$OUT/layerstore/dist/cli/main.js
-TIMES=$OUT/times.tsv
-CASEINFO=$OUT/cases.tsv
-CHECKS=$OUT/checks.tsv
-: >"$TIMES"
-: >"$CASEINFO"
-: >"$CHECKS"
+results_files
 check_fs "$WORK"
 {
   echo "# layer register: ours vs GNU tar -x + sha256sum"

@@ -41,12 +41,7 @@ rm -rf "$OUT"
 mkdir -p "$OUT/logs"
 copy_build "$DIST"
 CLI=$OUT/layerstore/dist/cli/main.js
-TIMES=$OUT/times.tsv # label case run wall_s maxrss_kb cpu_s other_cpu_s rc majflt refaults
-CASEINFO=$OUT/cases.tsv
-CHECKS=$OUT/checks.tsv
-: >"$TIMES"
-: >"$CASEINFO"
-: >"$CHECKS"
+results_files
 
 check_fs "$WORK"
 fstype=$FSTYPE fsdev=$FSDEV journal=$JOURNAL

@@ -67,7 +67,9 @@ timed() {
     "$OUT/logs/$case-$label.err" "$@"
 }
 
-# results_files: empty $OUT/times.tsv, cases.tsv and checks.tsv (TIMES, CASEINFO, CHECKS) and
+# results_files: empty $OUT/times.tsv (label case run wall_s maxrss_kb cpu_s other_cpu_s rc
+# majflt refaults [daemon_cpu_s daemon_rss_kb], see timed.py), cases.tsv and checks.tsv
+# (TIMES, CASEINFO, CHECKS), and
 # `check WHAT CHECK RESULT` to add a line to the checks.
 results_files() {
   TIMES=$OUT/times.tsv

@@ -11,6 +11,12 @@
  * and layer tars per image) and an OCI image layout (`oci-layout`, `index.json`, `blobs/`),
  * each as a directory or a tar. Since Docker 25 `docker save` writes both in one tar.
  *
+ * Files: image-store.ts (records, names, holds), image-db.ts (Docker's files), reference.ts
+ * (names and IDs), archive-source.ts (an archive's files, read in place), read-archive.ts with
+ * docker-archive.ts, oci-layout.ts, archive-image.ts and platform.ts (what an archive holds),
+ * image-config.ts, load.ts, journal.ts (recovery of loads and removals), save.ts,
+ * commit-config.ts (images made from read-write layers).
+ *
  * ```ts
  * const images = await ImageStore.open({ root })
  * const [img] = await images.load('busybox.tar')  // layers first, the image record last

@@ -13,6 +13,8 @@
  *   // not reading the body is fine: advancing skips the rest of it (Go's Reader.Next)
  * }
  * ```
+ * A source that can seek (`SeekableByteSource`, e.g. `SeekableFile`) has skipped bodies
+ * passed over without being read: listing a large archive reads its headers only.
  *
  * Vocabulary: a *block* is 512 bytes; an entry's *physical* data is what the stream holds,
  * its *logical* data what a reader gets (they differ only for sparse files, whose holes are

@@ -104,6 +104,21 @@ const TAGS = [
   [],
 ]
 
+/** The fields of each image read, per field asked (`{ id: [...], repoTags: [...] }`). */
+function assertImages(
+  got: readonly ArchiveImage[],
+  want: Partial<Record<'id' | 'diffIds' | 'repoTags' | 'manifestDigest', readonly unknown[]>>,
+): void {
+  for (const [k, v] of Object.entries(want)) {
+    const key = k as keyof typeof want
+    assert.deepEqual(
+      got.map((i) => i[key]),
+      v,
+      k,
+    )
+  }
+}
+
 for (const legacy of [false, true]) {
   for (const tar of [true, false]) {
     test(`a docker-archive (${legacy ? 'Docker ≤24' : 'Docker 25+'} layout, ${tar ? 'tar' : 'directory'}) gives its images, tags and layers`, async (t) => {
@@ -111,18 +126,7 @@ for (const legacy of [false, true]) {
       const { images, diffIds } = await fixtures()
       const { path, ids } = await buildDockerArchive(join(dir, 'img'), images, { legacy, tar })
       const got = await read(path)
-      assert.deepEqual(
-        got.map((i) => i.id),
-        ids,
-      )
-      assert.deepEqual(
-        got.map((i) => i.diffIds),
-        diffIds,
-      )
-      assert.deepEqual(
-        got.map((i) => i.repoTags),
-        TAGS,
-      )
+      assertImages(got, { id: ids, diffIds: diffIds, repoTags: TAGS })
       for (const img of got) {
         assert.equal(img.manifestDigest, undefined)
         for (const l of img.layers) {
@@ -145,14 +149,7 @@ test('a gzip-compressed docker-archive tar (docker save | gzip) reads as the pla
   const { path, ids } = await buildDockerArchive(join(dir, 'img.tar'), images)
   writeFileSync(join(dir, 'img.tar.gz'), gzipSync(readFileSync(path)))
   const got = await read(join(dir, 'img.tar.gz'))
-  assert.deepEqual(
-    got.map((i) => i.id),
-    ids,
-  )
-  assert.deepEqual(
-    got.map((i) => i.repoTags),
-    TAGS,
-  )
+  assertImages(got, { id: ids, repoTags: TAGS })
 })
 
 for (const tar of [true, false]) {
@@ -161,22 +158,12 @@ for (const tar of [true, false]) {
     const { images, diffIds } = await fixtures()
     const { path, ids, manifestDigests } = await buildOciLayout(join(dir, 'oci'), images, { tar })
     const got = await read(path)
-    assert.deepEqual(
-      got.map((i) => i.id),
-      ids,
-    )
-    assert.deepEqual(
-      got.map((i) => i.manifestDigest),
-      manifestDigests,
-    )
-    assert.deepEqual(
-      got.map((i) => i.diffIds),
-      diffIds,
-    )
-    assert.deepEqual(
-      got.map((i) => i.repoTags),
-      TAGS,
-    )
+    assertImages(got, {
+      id: ids,
+      manifestDigest: manifestDigests,
+      diffIds: diffIds,
+      repoTags: TAGS,
+    })
     assert.deepEqual(
       got.map((i) => i.layers.map((l) => l.mediaType)),
       [

@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "layerstore_sys",
-      "sources": ["native/sys.c"],
+      "sources": ["native/sys.c", "native/crc64.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-std=c11", "-pthread"],
       "ldflags": ["-pthread"],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"]

@@ -24,6 +24,8 @@
 #include <unistd.h>
 #include <node_api.h>
 
+#include "crc64.h"
+
 #define PATH_BUF 4096
 #define NAME_BUF 256
 
@@ -687,6 +689,32 @@ static napi_value js_has_dirent_types(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* crc64Update(register, data): `register` is a Uint32Array [low, high], updated in place. */
+static napi_value js_crc64_update(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  bool is_ta = false;
+  if (argc < 2 || napi_is_typedarray(env, argv[0], &is_ta) != napi_ok || !is_ta) {
+    return throw_type(env, "register must be a Uint32Array of 2");
+  }
+  napi_typedarray_type type;
+  size_t n_reg;
+  void *reg;
+  napi_value ab;
+  size_t off;
+  napi_get_typedarray_info(env, argv[0], &type, &n_reg, &reg, &ab, &off);
+  if (type != napi_uint32_array || n_reg != 2) return throw_type(env, "register must be a Uint32Array of 2");
+  void *data;
+  size_t len;
+  if (!get_bytes(env, argv[1], &data, &len)) return throw_type(env, "data must be a Uint8Array");
+  uint32_t *r = reg;
+  uint64_t crc = crc64_update(((uint64_t)r[1] << 32) | r[0], data, len);
+  r[0] = (uint32_t)crc;
+  r[1] = (uint32_t)(crc >> 32);
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"mknod", NULL, js_mknod, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -704,7 +732,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"mount", NULL, js_mount, NULL, NULL, NULL, napi_enumerable, NULL},
       {"umount2", NULL, js_umount2, NULL, NULL, NULL, napi_enumerable, NULL},
       {"hasDirentTypes", NULL, js_has_dirent_types, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"crc64Update", NULL, js_crc64_update, NULL, NULL, NULL, napi_enumerable, NULL},
   };
+  crc64_init();
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;
 }

@@ -79,6 +79,11 @@ export interface Sys {
   umount2(target: SysPath, flags: number): Promise<void>
   /** Whether readdir(3) of `dir` reports file types (d_type) for every entry. */
   hasDirentTypes(dir: SysPath): boolean
+  /**
+   * Carries the CRC-64/ISO register (`[low, high]`, kept inverted as Go keeps it) over
+   * `data`, in place. See native/crc64.c.
+   */
+  crc64Update(register: Uint32Array, data: Uint8Array): void
 }
 
 /** The addon node-gyp built at install time: <package>/build/Release (this file is dist/internal). */

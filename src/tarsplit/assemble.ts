@@ -11,7 +11,8 @@
  */
 import { Readable } from 'node:stream'
 import { open, type FileHandle } from 'node:fs/promises'
-import { Crc64, releaseCrcArena, takeCrcArena } from './crc64.js'
+import { Crc64 } from './crc64.js'
+import { borrowBuffers, returnBuffers } from '../internal/buffer-pool.js'
 import { FileIntegrityError } from './errors.js'
 import {
   isFileEntry,
@@ -223,10 +224,10 @@ export function assembleStream(
 }
 
 /**
- * Assembles into a file. With a getter that can `readInto` and WebAssembly at hand, output
- * batches live in the checksum module's memory (two, used in turn, one being written while
- * the other fills): small files are read into them, checksummed in place and written from
- * there, with no copy and no fresh memory. Otherwise it is assembleStream piped to the file.
+ * Assembles into a file. With a getter that can `readInto`, output batches are recycled
+ * buffers (REGIONS of them, used in turn, some being written while the next fills): small
+ * files are read into them, checksummed in place and written from there, with no copy and
+ * no fresh memory. Otherwise it is assembleStream piped to the file.
  * Returns the number of bytes written.
  */
 export async function assembleToFile(
@@ -235,16 +236,13 @@ export async function assembleToFile(
   path: string,
   options: AssembleOptions = {},
 ): Promise<number> {
-  const arena = takeCrcArena(2 * REGIONS)
+  const regions = getter.readInto === undefined ? [] : borrowBuffers(REGIONS, BATCH)
   try {
-    const regions = pairUp(arena)
     const fh = await open(path, 'w')
     try {
       let turn = 0
       const next =
-        regions === undefined || getter.readInto === undefined
-          ? () => Buffer.allocUnsafe(BATCH)
-          : () => regions[turn++ % REGIONS]!
+        regions.length === 0 ? () => Buffer.allocUnsafe(BATCH) : () => regions[turn++ % REGIONS]!
       let written = 0
       // Up to REGIONS - 1 writes in flight, each at its own position: the region the next
       // batch fills is then always one whose write has finished.
@@ -260,28 +258,12 @@ export async function assembleToFile(
       await fh.close()
     }
   } finally {
-    releaseCrcArena(arena)
+    returnBuffers(regions)
   }
 }
 
-/** Output batches of assembleToFile, each two adjacent 1 MiB arena slots. */
+/** Output batches of assembleToFile in use at once. */
 const REGIONS = 3
-
-/** REGIONS regions of 2 MiB from adjacent 1 MiB arena slots, or undefined. */
-function pairUp(slots: Uint8Array[]): Uint8Array[] | undefined {
-  if (slots.length < 2 * REGIONS) return undefined
-  const s = [...slots].sort((a, b) => a.byteOffset - b.byteOffset)
-  const first = s[0]!
-  const size = first.length
-  const adjacent = s.every(
-    (x, i) => x.buffer === first.buffer && x.byteOffset === first.byteOffset + i * size,
-  )
-  if (!adjacent) return undefined
-  return Array.from(
-    { length: REGIONS },
-    (_, r) => new Uint8Array(first.buffer, first.byteOffset + 2 * r * size, 2 * size),
-  )
-}
 
 async function writeAll(fh: FileHandle, chunk: Uint8Array, position: number): Promise<void> {
   for (let off = 0; off < chunk.length;) {

@@ -11,8 +11,9 @@ import { TarReader } from '../tar/reader.js'
 import type { ReadTarOptions } from '../tar/types.js'
 import type { ByteSource } from '../tar/byte-reader.js'
 import { digestFromHex, type DiffId } from '../digest/digest.js'
-import { Crc64, releaseCrcArena, takeCrcArena } from './crc64.js'
+import { Crc64 } from './crc64.js'
 import { fileChunks } from '../internal/file-chunks.js'
+import { borrowBuffers, returnBuffers } from '../internal/buffer-pool.js'
 import type { EntrySink } from './entry.js'
 
 /** Trailing bytes are recorded in segments of this size, as Go's disassembler reads them. */
@@ -77,25 +78,25 @@ export async function disassembleTo(
 }
 
 /**
- * disassembleTo for a file: read with several reads in flight into buffers that live in the
- * checksum module's memory and are reused, so file data is neither copied for its CRC nor
- * read into freshly allocated memory (the reader keeps no chunk but the current one).
+ * disassembleTo for a file: read with several reads in flight into recycled buffers, so file
+ * data is never read into freshly allocated memory (the reader keeps no chunk but the
+ * current one).
  */
 export async function disassembleFile(
   path: string,
   sink: EntrySink,
   options: DisassembleOptions = {},
 ): Promise<DisassembleResult> {
-  const ring = takeCrcArena(6)
+  const ring = borrowBuffers(6, 1 << 20)
   try {
     const source = fileChunks(path, {
       ahead: 3,
-      ...(ring.length >= 5 ? { ring } : {}),
+      ring,
       ...(options.signal !== undefined ? { signal: options.signal } : {}),
     })
     return await disassembleTo(source, sink, options)
   } finally {
-    releaseCrcArena(ring)
+    returnBuffers(ring)
   }
 }
 

@@ -2,9 +2,10 @@
   "targets": [
     {
       "target_name": "layerstore_sys",
-      "sources": ["native/sys.c", "native/crc64.c"],
+      "sources": ["native/sys.c", "native/crc64.c", "native/sha256-thread.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-std=c11", "-pthread"],
       "ldflags": ["-pthread"],
+      "libraries": ["-ldl"],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"]
     }
   ]

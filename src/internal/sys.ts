@@ -84,7 +84,20 @@ export interface Sys {
    * `data`, in place. See native/crc64.c.
    */
   crc64Update(register: Uint32Array, data: Uint8Array): void
+  /**
+   * A SHA-256 on a thread of its own (native/sha256-thread.c), or undefined where the process
+   * has no OpenSSL to hash with. Push chunks in order (each returns its sequence number), keep
+   * each unchanged until `sha256ThreadWait` has passed it, end exactly once.
+   */
+  sha256ThreadStart(): Sha256Thread | undefined
+  sha256ThreadPush(thread: Sha256Thread, chunk: Uint8Array): number
+  sha256ThreadWait(thread: Sha256Thread, seq: number): void
+  /** The digest when `digest` is true; false drops the chunks not yet hashed. */
+  sha256ThreadEnd(thread: Sha256Thread, digest: boolean): Buffer | undefined
 }
+
+/** A hash thread of the addon's (an opaque handle). */
+export type Sha256Thread = { readonly __brand: 'Sha256Thread' }
 
 /** The addon node-gyp built at install time: <package>/build/Release (this file is dist/internal). */
 const ADDON = fileURLToPath(new URL('../../build/Release/layerstore_sys.node', import.meta.url))

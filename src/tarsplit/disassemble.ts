@@ -5,7 +5,6 @@
  * entry (name, size, CRC-64 of the data); at the end, the end-of-archive blocks and every
  * byte after them, in segments of at most 1 MiB. Entries go to a sink (the JSON packer).
  */
-import { createHash } from 'node:crypto'
 import { PassThrough, type Readable } from 'node:stream'
 import { TarReader } from '../tar/reader.js'
 import type { ReadTarOptions } from '../tar/types.js'
@@ -14,6 +13,7 @@ import { digestFromHex, type DiffId } from '../digest/digest.js'
 import { Crc64 } from './crc64.js'
 import { fileChunks } from '../internal/file-chunks.js'
 import { borrowBuffers, returnBuffers } from '../internal/buffer-pool.js'
+import { sha256Through } from '../internal/stream-sha256.js'
 import type { EntrySink } from './entry.js'
 
 /** Trailing bytes are recorded in segments of this size, as Go's disassembler reads them. */
@@ -39,8 +39,13 @@ export async function disassembleTo(
   sink: EntrySink,
   options: DisassembleOptions = {},
 ): Promise<DisassembleResult> {
-  const hash = options.digest === true ? createHash('sha256') : undefined
-  const input = hash === undefined ? source : hashing(source, hash)
+  let hex: string | undefined
+  const input =
+    options.digest === true
+      ? sha256Through(source, (h) => {
+          hex = h
+        })
+      : source
   const reader = new TarReader(input, { ...options, rawAccounting: true })
   const crc = new Crc64()
   let files = 0
@@ -72,9 +77,7 @@ export async function disassembleTo(
     await sink.add({ type: 2, payload: piece, position: 0 })
   }
   const result = { size: reader.offset, files }
-  return hash === undefined
-    ? result
-    : { ...result, diffId: digestFromHex(hash.digest('hex')) as DiffId }
+  return hex === undefined ? result : { ...result, diffId: digestFromHex(hex) as DiffId }
 }
 
 /**
@@ -97,16 +100,6 @@ export async function disassembleFile(
     return await disassembleTo(source, sink, options)
   } finally {
     returnBuffers(ring)
-  }
-}
-
-async function* hashing(
-  source: ByteSource,
-  hash: ReturnType<typeof createHash>,
-): AsyncGenerator<Uint8Array> {
-  for await (const chunk of source) {
-    hash.update(chunk)
-    yield chunk
   }
 }
 

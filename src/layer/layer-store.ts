@@ -12,16 +12,9 @@
  * files (its record is renamed `-removing` under the lock, its data removed after).
  */
 import { randomBytes } from 'node:crypto'
-import { hasCode, StoreError } from '../errors.js'
+import { StoreError } from '../errors.js'
 import { MetadataIoError } from '../metadata/errors.js'
-import {
-  closeSync,
-  createReadStream,
-  createWriteStream,
-  mkdirSync,
-  openSync,
-  readFileSync,
-} from 'node:fs'
+import { closeSync, createReadStream, createWriteStream, mkdirSync, openSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -32,21 +25,21 @@ import { JsonPacker } from '../tarsplit/packer.js'
 import { assemble } from '../tarsplit/assemble.js'
 import { unpack } from '../tarsplit/unpacker.js'
 import { ENTRY_TYPE, type FileEntry, type SegmentEntry } from '../tarsplit/entry.js'
-import { VerifyDigest } from '../digest/verify.js'
 import { DigestMismatchError } from '../digest/errors.js'
 import { FileLock } from '../internal/lock.js'
-import { InflightMarker, isInflight, sweepInflight } from '../internal/inflight.js'
+import { InflightMarker } from '../internal/inflight.js'
 import { sys } from '../internal/sys.js'
 import type { Driver } from '../drivers/types.js'
 import { isDiffGetterDriver } from '../drivers/types.js'
 import { LayerDb } from '../metadata/layer-db.js'
-import type { LayerRecord, MountRecord, Orphan } from '../metadata/types.js'
+import type { MountRecord, Orphan } from '../metadata/types.js'
 import { openDriver } from './open-driver.js'
 import { TarSizeCache } from './tar-size-cache.js'
+import { DiskView } from './disk-view.js'
+import { verifiedTar } from './verified-tar.js'
 import { LayerHandle, RoLayer } from './ro-layer.js'
 import { MountedLayer, RwHandle } from './rw-layer.js'
 import {
-  LayerCycleError,
   LayerInUseError,
   LayerDoesNotExistError,
   LayerNotRetainedError,
@@ -86,8 +79,9 @@ export class LayerStore {
   readonly #lockPath: string
   /** Markers of driver layers being filled, not yet recorded (see internal/inflight.ts). */
   readonly #inflight: string
-  readonly #layers = new Map<ChainId, RoLayer>()
-  readonly #mounts = new Map<string, MountedLayer>()
+  readonly #view: DiskView
+  readonly #layers: Map<ChainId, RoLayer>
+  readonly #mounts: Map<string, MountedLayer>
   readonly #onWarning: LayerStoreOptions['onWarning']
   readonly #tarSizes: TarSizeCache
 
@@ -99,6 +93,9 @@ export class LayerStore {
     this.#inflight = join(root, 'layerstore', 'inflight')
     this.#onWarning = options.onWarning
     this.#tarSizes = new TarSizeCache(root)
+    this.#view = new DiskView(db, driver, this.#inflight, this.#tarSizes, this.#onWarning)
+    this.#layers = this.#view.layers
+    this.#mounts = this.#view.mounts
   }
 
   /** Opens (or creates) the store at `options.root`, loading every layer and read-write layer. */
@@ -110,9 +107,9 @@ export class LayerStore {
       const driver = await openDriver(root, options.driver)
       const db = await LayerDb.open(root, driver.name)
       const store = new LayerStore(root, driver, db, options)
-      await store.#finishOrphans()
-      await store.#refresh()
-      await store.#sweepDriver()
+      await store.#view.finishOrphans()
+      await store.#view.refresh()
+      await store.#view.sweepDriver()
       return store
     } finally {
       lock.release()
@@ -184,7 +181,6 @@ export class LayerStore {
       if (options.expectDiffId !== undefined && diffId !== options.expectDiffId)
         throw new DigestMismatchError(options.expectDiffId, diffId, 'layer')
       const chainId = chainIdOf(p?.chainId, diffId)
-      this.#tarSizes.set(diffId, result.size)
       txn.setDiffId(diffId)
       txn.setSize(size)
       txn.setCacheId(cacheId)
@@ -201,8 +197,9 @@ export class LayerStore {
         if (existing !== undefined) return this.#hold(existing) // a duplicate: ours goes
         await txn.commit(chainId)
         state.committed = true
+        this.#tarSizes.set(diffId, result.size) // after the record: a failed register leaves none
         const layer = new RoLayer(await this.#db.readLayer(chainId), p)
-        this.#insert(layer)
+        this.#view.insert(layer)
         return this.#hold(layer)
       })
     } finally {
@@ -310,7 +307,7 @@ export class LayerStore {
           throw err
         }
         const layer = new RoLayer(await this.#db.readLayer(chainId), p)
-        this.#insert(layer)
+        this.#view.insert(layer)
         return this.#hold(layer)
       })
     } finally {
@@ -472,8 +469,8 @@ export class LayerStore {
   /** Finishes interrupted deletions and releases the driver's mounts. */
   async cleanup(): Promise<void> {
     await this.#locked(async () => {
-      await this.#finishOrphans()
-      await this.#sweepDriver()
+      await this.#view.finishOrphans()
+      await this.#view.sweepDriver()
     })
     await this.driver.cleanup()
   }
@@ -494,10 +491,7 @@ export class LayerStore {
         await getter.close()
       }
     }
-    // pipeline, not pipe: a failure to read the layer's files must reach the consumer.
-    const verify = new VerifyDigest(layer.diffId)
-    pipeline(Readable.from(bytes()), verify).catch(() => undefined) // errors surface on verify
-    return verify
+    return Readable.from(verifiedTar(bytes(), layer.diffId), { objectMode: false })
   }
 
   /** Length of the registered tar: cached, else summed from its tar-split metadata. */
@@ -519,11 +513,6 @@ export class LayerStore {
     const h = new LayerHandle(layer, this)
     layer.handles.add(h)
     return h
-  }
-
-  #insert(layer: RoLayer): void {
-    this.#layers.set(layer.chainId, layer)
-    if (layer.parent !== undefined) layer.parent.children++
   }
 
   /**
@@ -552,163 +541,14 @@ export class LayerStore {
     return out
   }
 
-  /**
-   * Under the lock: removes driver layers that no record references and no live process is
-   * filling (a crash between creating a layer's directory and committing its record).
-   */
-  async #sweepDriver(): Promise<void> {
-    const referenced = new Set<string>()
-    for (const l of this.#layers.values()) referenced.add(l.cacheId)
-    for (const m of this.#mounts.values()) {
-      referenced.add(m.mountId)
-      if (m.initId !== undefined) referenced.add(m.initId)
-    }
-    // Records this process could not load (waiting for a parent) keep their data too.
-    const { layers, mounts } = await this.#db.list()
-    for (const id of layers) {
-      if (this.#layers.has(id)) continue
-      const r = await this.#db.readLayer(id).catch(() => undefined)
-      if (r !== undefined) referenced.add(r.cacheId)
-    }
-    for (const name of mounts) {
-      if (this.#mounts.has(name)) continue
-      const r = await this.#db.readMount(name).catch(() => undefined)
-      if (r !== undefined) referenced.add(r.mountId).add(r.initId ?? r.mountId)
-    }
-    for (const id of (await this.driver.ids?.()) ?? []) {
-      if (referenced.has(id)) continue
-      const base = id.endsWith('-init') ? id.slice(0, -'-init'.length) : id
-      if (isInflight(this.#inflight, base)) continue
-      await this.driver.remove(id)
-    }
-    sweepInflight(this.#inflight)
-  }
-
-  async #finishOrphans(): Promise<void> {
-    for (const orphan of await this.#db.orphans()) {
-      await this.driver.remove(orphan.cacheId)
-      await this.#db.finishRemove(orphan)
-      this.#onWarning?.('LAYER_ORPHAN_REMOVED', `finished deleting ${orphan.chainId}`)
-    }
-  }
-
-  #cacheIdOnDisk(chainId: ChainId): string | undefined {
-    try {
-      return readFileSync(join(this.#db.layerPath(chainId), 'cache-id'), 'utf8').trim()
-    } catch {
-      return undefined
-    }
-  }
-
   /** Runs `fn` under the store's file lock, with this process's view brought up to date. */
   async #locked<T>(fn: () => Promise<T>): Promise<T> {
     const lock = await FileLock.acquire(this.#lockPath)
     try {
-      await this.#refresh()
+      await this.#view.refresh()
       return await fn()
     } finally {
       lock.release()
-    }
-  }
-
-  /**
-   * Loads the records other processes (or an earlier run) wrote and drops the ones they
-   * deleted. Damaged records are quarantined and reported, never silently skipped.
-   */
-  async #refresh(): Promise<void> {
-    const { layers, mounts } = await this.#db.list()
-    const onDisk = new Set(layers)
-    // Layers another process deleted (or deleted and registered again): forget them, and
-    // whatever this process had loaded on top of them; they load again below if still there.
-    const stale = new Set<RoLayer>()
-    for (const l of [...this.#layers.values()].sort((a, b) => a.depth - b.depth)) {
-      // A record deleted and registered again has the same ChainID but another cache id.
-      const gone = !onDisk.has(l.chainId) || this.#cacheIdOnDisk(l.chainId) !== l.cacheId
-      if (gone || (l.parent !== undefined && stale.has(l.parent))) stale.add(l)
-    }
-    for (const l of [...stale].sort((a, b) => b.depth - a.depth)) {
-      this.#layers.delete(l.chainId)
-      if (l.parent !== undefined) l.parent.children--
-    }
-    for (const [name, m] of this.#mounts) {
-      if (m.parent === undefined || !stale.has(m.parent)) continue
-      this.#mounts.delete(name) // loads again below, on the new parent
-    }
-    const failed = new Set<ChainId>()
-    const load = async (id: ChainId, seen: Set<ChainId>): Promise<RoLayer | undefined> => {
-      const known = this.#layers.get(id)
-      if (known !== undefined) return known
-      if (failed.has(id) || !onDisk.has(id)) return undefined
-      if (seen.has(id)) throw new LayerCycleError(`layer ${id} is its own ancestor`)
-      seen.add(id)
-      let record: LayerRecord
-      try {
-        record = await this.#db.readLayer(id)
-      } catch (err) {
-        failed.add(id)
-        if (!hasCode(err, 'METADATA_CORRUPT')) throw err // a passing failure: keep the record
-        const q = await this.#db.quarantine('layer', id.slice('sha256:'.length), String(err))
-        this.#onWarning?.(
-          'LAYER_QUARANTINED',
-          `layer ${id} could not be read (${String(err)}); moved to ${q.movedTo}`,
-        )
-        return undefined
-      }
-      let parent: RoLayer | undefined
-      if (record.parent !== undefined) {
-        try {
-          parent = await load(record.parent, seen)
-        } catch (err) {
-          failed.add(id)
-          this.#onWarning?.('LAYER_PARENT_MISSING', `layer ${id}: ${String(err)}`)
-          return undefined
-        }
-        if (parent === undefined) {
-          failed.add(id)
-          this.#onWarning?.(
-            'LAYER_PARENT_MISSING',
-            `layer ${id} is not available: its parent ${record.parent} could not be loaded`,
-          )
-          return undefined
-        }
-      }
-      const layer = new RoLayer(record, parent)
-      this.#insert(layer)
-      return layer
-    }
-    for (const id of layers) await load(id, new Set())
-    // Read-write layers.
-    const names = new Set(mounts)
-    for (const [name, m] of this.#mounts) {
-      if (names.has(name)) continue
-      this.#mounts.delete(name)
-      if (m.parent !== undefined) m.parent.mounts--
-    }
-    for (const name of mounts) {
-      if (this.#mounts.has(name)) continue
-      let record: MountRecord
-      try {
-        record = await this.#db.readMount(name)
-      } catch (err) {
-        if (!hasCode(err, 'METADATA_CORRUPT')) throw err
-        const q = await this.#db.quarantine('mount', name, String(err))
-        this.#onWarning?.(
-          'MOUNT_QUARANTINED',
-          `read-write layer ${name} could not be read (${String(err)}); moved to ${q.movedTo}`,
-        )
-        continue
-      }
-      const parent = record.parent === undefined ? undefined : this.#layers.get(record.parent)
-      if (record.parent !== undefined && parent === undefined) {
-        this.#onWarning?.(
-          'LAYER_PARENT_MISSING',
-          `read-write layer ${name} is not available: its layer ${record.parent} is missing`,
-        )
-        continue
-      }
-      const m = new MountedLayer(record, parent)
-      this.#mounts.set(name, m)
-      if (parent !== undefined) parent.mounts++
     }
   }
 }

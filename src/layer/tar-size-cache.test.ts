@@ -26,3 +26,27 @@ test('tarSize: from the cache, and computed again without it', async (t) => {
   assert.equal(await layer.tarSize(), tar.length)
   assert.deepEqual(readdirSync(cacheDir), [layer.diffId.slice(7)], 'written again')
 })
+
+test('tarSize entries go when no layer has their DiffID any more (cleanup and open)', async (t) => {
+  const { dir, remove } = await scratch('layerstore-tar-size-')
+  t.after(remove)
+  const root = join(dir, 'root')
+  const cacheDir = join(root, 'layerstore', 'tar-size')
+  const store = await LayerStore.open({ root, driver: 'vfs' })
+  const base = await store.register(Readable.from([await makeLayerTar({ base: 'b\n' })]))
+  const topTar = await makeLayerTar({ top: 't\n' })
+  // The same tar on two parents: two layers, one DiffID.
+  const onBase = await store.register(Readable.from([topTar]), base.chainId)
+  const alone = await store.register(Readable.from([topTar]))
+  const hex = (l: { diffId: string }): string => l.diffId.slice(7)
+  assert.deepEqual(readdirSync(cacheDir).sort(), [hex(base), hex(alone)].sort())
+  await store.release(alone)
+  await store.cleanup()
+  assert.deepEqual(readdirSync(cacheDir).sort(), [hex(base), hex(onBase)].sort(), 'held by onBase')
+  await store.release(onBase)
+  await store.cleanup()
+  assert.deepEqual(readdirSync(cacheDir), [hex(base)])
+  writeFileSync(join(cacheDir, 'f'.repeat(64)), '12') // left by a crash, say
+  await LayerStore.open({ root, driver: 'vfs' })
+  assert.deepEqual(readdirSync(cacheDir), [hex(base)])
+})

@@ -3,9 +3,11 @@
  * saving a layer needs before its first byte (a tar header carries the size), otherwise
  * summed from the whole tar-split metadata (0.7 s for a 45k-entry layer). Equal DiffIDs are
  * equal bytes, so an entry is never stale. Best effort: a missing or unreadable entry is
- * computed again; entries are created whole (O_EXCL, one write) and never rewritten.
+ * computed again; entries are created whole (O_EXCL, one write) and never rewritten, and
+ * pruned when the store sweeps (both under the store's lock, after a layer's record is
+ * committed and when no layer has the DiffID any more).
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { digestHex, type DiffId } from '../digest/digest.js'
 
@@ -33,5 +35,17 @@ export class TarSizeCache {
     } catch {
       // Present already, or not writable: the size is computed when needed.
     }
+  }
+
+  /** Removes the entries of DiffIDs not in `keep`. */
+  prune(keep: ReadonlySet<DiffId>): void {
+    const hexes = new Set([...keep].map(digestHex))
+    let names: string[]
+    try {
+      names = readdirSync(this.#dir)
+    } catch {
+      return
+    }
+    for (const name of names) if (!hexes.has(name)) rmSync(join(this.#dir, name), { force: true })
   }
 }

@@ -78,3 +78,17 @@ test('sha256Through: a consumer that stops early or a source that fails leaves n
   await drain(sha256Through([data], (h) => (hex = h)))
   assert.equal(hex, createHash('sha256').update(data).digest('hex'))
 })
+
+test('sha256Through, fresh: chunks hashed behind the producer give the same digest', async () => {
+  const expected = createHash('sha256')
+  async function* fresh(): AsyncGenerator<Uint8Array> {
+    for (let i = 0; i < 100; i++) {
+      const chunk = randomBytes(256 * 1024)
+      expected.update(chunk)
+      yield chunk
+    }
+  }
+  let hex: string | undefined
+  for await (const chunk of sha256Through(fresh(), (h) => (hex = h), { fresh: true })) void chunk
+  assert.equal(hex, expected.digest('hex'))
+})

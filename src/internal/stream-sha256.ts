@@ -7,11 +7,21 @@
 import { createHash } from 'node:crypto'
 import { sys } from './sys.js'
 
-/** Passes `source` through; `done` gets the hex digest after the last chunk. */
+/** Chunks of a fresh source that may wait for the hash (bounded: memory stays flat). */
+const FRESH_LAG = 4
+
+/**
+ * Passes `source` through; `done` gets the hex digest after the last chunk. `fresh`: the
+ * source never reuses a chunk's memory, so chunks may still be hashing while the next ones
+ * are produced (a producer that does the heavy work, as assembling a layer's tar, then
+ * overlaps with the hash too; by default only the consumer's work does).
+ */
 export async function* sha256Through(
   source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   done: (hex: string) => void,
+  options: { readonly fresh?: boolean } = {},
 ): AsyncGenerator<Uint8Array> {
+  const lag = options.fresh === true ? FRESH_LAG : 0
   const thread = sys.sha256ThreadStart()
   if (thread === undefined) {
     const hash = createHash('sha256')
@@ -23,15 +33,24 @@ export async function* sha256Through(
     return
   }
   let ended = false
+  // The chunks the thread may still read: referenced here so that the collector cannot free
+  // their memory under it, whatever the consumer keeps.
+  const hashing: Uint8Array[] = []
   try {
     for await (const chunk of source) {
       const seq = sys.sha256ThreadPush(thread, chunk)
+      hashing.push(chunk)
       yield chunk
-      sys.sha256ThreadWait(thread, seq) // before the source is asked for its next chunk
+      // Chunk seq - lag is hashed before the source is asked for its next chunk.
+      if (seq > lag) {
+        sys.sha256ThreadWait(thread, seq - lag)
+        hashing.splice(0, hashing.length - lag)
+      }
     }
     ended = true
     done(sys.sha256ThreadEnd(thread, true)!.toString('hex'))
   } finally {
     if (!ended) sys.sha256ThreadEnd(thread, false) // waits for the chunk being hashed
+    hashing.length = 0
   }
 }

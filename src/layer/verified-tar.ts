@@ -3,7 +3,8 @@
  * thread (internal/stream-sha256.ts) instead of this one: an export or a save spends its
  * main thread on reading files, not on SHA-256. As digest/verify.ts's VerifyDigest, the last
  * chunk is held back until the digest matches, so a consumer never gets the complete bytes
- * of a layer that fails the check. `source` must hand out chunks it does not reuse.
+ * of a layer that fails the check. `source` must hand out chunks it does not reuse (they
+ * are hashed while the next ones are made).
  */
 import { digestFromHex, type DiffId } from '../digest/digest.js'
 import { DigestMismatchError } from '../digest/errors.js'
@@ -15,7 +16,7 @@ export async function* verifiedTar(
 ): AsyncGenerator<Uint8Array> {
   let hex = ''
   let held: Uint8Array | undefined
-  for await (const chunk of sha256Through(source, (h) => (hex = h))) {
+  for await (const chunk of sha256Through(source, (h) => (hex = h), { fresh: true })) {
     if (held !== undefined) yield held
     held = chunk
   }

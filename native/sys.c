@@ -281,6 +281,49 @@ static void flock_complete(napi_env env, napi_status status, void *data) {
   free(f);
 }
 
+/* syncfsAsync(fd): syncfs(2) on a thread-pool thread, so the process can work meanwhile. */
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  int fd;
+  int err;
+} syncfs_t;
+
+static void syncfs_execute(napi_env env, void *data) {
+  (void)env;
+  syncfs_t *w = data;
+  if (syncfs(w->fd) != 0) w->err = errno;
+}
+
+static void syncfs_complete(napi_env env, napi_status status, void *data) {
+  syncfs_t *w = data;
+  if (status != napi_ok && w->err == 0) w->err = ECANCELED;
+  if (w->err == 0) {
+    napi_value undef;
+    napi_get_undefined(env, &undef);
+    napi_resolve_deferred(env, w->deferred, undef);
+  } else {
+    napi_reject_deferred(env, w->deferred, make_errno_error(env, w->err, "syncfs", ""));
+  }
+  napi_delete_async_work(env, w->work);
+  free(w);
+}
+
+static napi_value js_syncfs_async(napi_env env, napi_callback_info info) {
+  napi_value argv[1], promise, name;
+  int32_t fd;
+  if (!get_args(env, info, 1, argv) || napi_get_value_int32(env, argv[0], &fd) != napi_ok)
+    return throw_type(env, "syncfsAsync(fd)");
+  syncfs_t *w = calloc(1, sizeof *w);
+  if (!w) return throw_errno(env, ENOMEM, "syncfs", NULL);
+  w->fd = fd;
+  napi_create_string_utf8(env, "layerstore.syncfs", NAPI_AUTO_LENGTH, &name);
+  napi_create_promise(env, &w->deferred, &promise);
+  napi_create_async_work(env, NULL, name, syncfs_execute, syncfs_complete, w, &w->work);
+  napi_queue_async_work(env, w->work);
+  return promise;
+}
+
 static napi_value js_flock(napi_env env, napi_callback_info info) {
   napi_value argv[2], promise, name;
   int32_t fd;
@@ -808,6 +851,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"lutimens", NULL, js_lutimens, NULL, NULL, NULL, napi_enumerable, NULL},
       {"futimens", NULL, js_futimens, NULL, NULL, NULL, napi_enumerable, NULL},
       {"syncfs", NULL, js_syncfs, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"syncfsAsync", NULL, js_syncfs_async, NULL, NULL, NULL, napi_enumerable, NULL},
       {"createFiles", NULL, js_create_files, NULL, NULL, NULL, napi_enumerable, NULL},
       {"flock", NULL, js_flock, NULL, NULL, NULL, napi_enumerable, NULL},
       {"tryFlock", NULL, js_try_flock, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -26,7 +26,9 @@
  * naive one (Docker's tars the upper directory as it is, opaque markers included) and
  * changes() is native too (Docker's is always naive); mount counts survive across processes.
  */
+import { closeSync, openSync } from 'node:fs'
 import type { Readable } from 'node:stream'
+import { sys } from '../internal/sys.js'
 import { apply, changesSize, exportChanges, overlayChanges, type Change } from '../archive/index.js'
 import { directorySize } from './directory-size.js'
 import {
@@ -131,7 +133,20 @@ export class Overlay2Driver extends NaiveDiffGetterDriver implements DiffGetterD
       lowers: this.#proto.lowerDiffs(id),
       ...(options.signal === undefined ? {} : { signal: options.signal }),
     })
-    return directorySize(dir)
+    // The layer's data starts reaching the disk while diff/ is measured (45k lstat calls for
+    // a node_modules layer), so the store's syncfs before the record has little left to wait
+    // for. A failure here shows again in that syncfs.
+    const fd = openSync(dir, 'r')
+    try {
+      const synced = sys.syncfsAsync(fd).catch(() => undefined)
+      try {
+        return await directorySize(dir)
+      } finally {
+        await synced
+      }
+    } finally {
+      closeSync(fd)
+    }
   }
 }
 

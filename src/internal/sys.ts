@@ -42,6 +42,8 @@ export interface Sys {
   ): void
   /** syncfs(2): flushes the filesystem holding `fd`. */
   syncfs(fd: number): void
+  /** syncfs(2) on a thread-pool thread; keep `fd` open until it settles. */
+  syncfsAsync(fd: number): Promise<void>
   /**
    * Creates new files on a thread of libuv's pool, a batch per job (one N-API job and its
    * promise cost ~15 µs of main-thread time): open(O_CREAT|O_EXCL|O_NOFOLLOW) with

@@ -28,6 +28,7 @@ import { ENTRY_TYPE, type FileEntry, type SegmentEntry } from '../tarsplit/entry
 import { DigestMismatchError } from '../digest/errors.js'
 import { FileLock } from '../internal/lock.js'
 import { InflightMarker } from '../internal/inflight.js'
+import { startWriteback } from '../internal/writeback.js'
 import { sys } from '../internal/sys.js'
 import type { Driver } from '../drivers/types.js'
 import { isDiffGetterDriver } from '../drivers/types.js'
@@ -168,12 +169,13 @@ export class LayerStore {
           stream.destroy(err instanceof Error ? err : new Error(String(err)))
           throw err
         })
+      const writeback = startWriteback(this.driver.home)
       const [size, result] = await Promise.all([
         applying,
         split.catch((err: unknown) => {
           throw asMetadataError(err, 'write tar-split.json.gz')
         }),
-      ])
+      ]).finally(() => writeback.stop())
       await packer.close().catch((err: unknown) => {
         throw asMetadataError(err, 'write tar-split.json.gz')
       })

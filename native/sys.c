@@ -242,104 +242,81 @@ static napi_value js_syncfs(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-
-
 /*
- * flock(fd, exclusive): Promise<void>. Waits for a whole-file lock on a thread of libuv's
- * pool (the wait can be long; the main thread goes on). The kernel drops the lock when the
- * process dies, so a crash never leaves a stale lock behind.
+ * Calls on a file descriptor that may take long, made on a thread of libuv's pool so the main
+ * thread goes on, each settling a promise: flock(fd, exclusive) waits for a whole-file lock
+ * (the kernel drops it when the process dies, so a crash never leaves a stale lock behind);
+ * syncfsAsync(fd) flushes the filesystem holding fd.
  */
+#define OP_SYNCFS (-1)
+
 typedef struct {
   napi_async_work work;
   napi_deferred deferred;
   int fd;
-  int op;
+  int op; /* a flock(2) operation, or OP_SYNCFS */
   int err;
-} flock_t;
+} fd_call_t;
 
-static void flock_execute(napi_env env, void *data) {
+static void fd_call_execute(napi_env env, void *data) {
   (void)env;
-  flock_t *f = data;
-  while (flock(f->fd, f->op) != 0) {
+  fd_call_t *c = data;
+  if (c->op == OP_SYNCFS) {
+    if (syncfs(c->fd) != 0) c->err = errno;
+    return;
+  }
+  while (flock(c->fd, c->op) != 0) {
     if (errno == EINTR) continue;
-    f->err = errno;
+    c->err = errno;
     return;
   }
 }
 
-static void flock_complete(napi_env env, napi_status status, void *data) {
-  flock_t *f = data;
-  if (status != napi_ok && f->err == 0) f->err = ECANCELED;
-  if (f->err == 0) {
+static void fd_call_complete(napi_env env, napi_status status, void *data) {
+  fd_call_t *c = data;
+  if (status != napi_ok && c->err == 0) c->err = ECANCELED;
+  if (c->err == 0) {
     napi_value undef;
     napi_get_undefined(env, &undef);
-    napi_resolve_deferred(env, f->deferred, undef);
+    napi_resolve_deferred(env, c->deferred, undef);
   } else {
-    napi_reject_deferred(env, f->deferred, make_errno_error(env, f->err, "flock", ""));
+    const char *syscall = c->op == OP_SYNCFS ? "syncfs" : "flock";
+    napi_reject_deferred(env, c->deferred, make_errno_error(env, c->err, syscall, ""));
   }
-  napi_delete_async_work(env, f->work);
-  free(f);
+  napi_delete_async_work(env, c->work);
+  free(c);
 }
 
-/* syncfsAsync(fd): syncfs(2) on a thread-pool thread, so the process can work meanwhile. */
-typedef struct {
-  napi_async_work work;
-  napi_deferred deferred;
-  int fd;
-  int err;
-} syncfs_t;
-
-static void syncfs_execute(napi_env env, void *data) {
-  (void)env;
-  syncfs_t *w = data;
-  if (syncfs(w->fd) != 0) w->err = errno;
-}
-
-static void syncfs_complete(napi_env env, napi_status status, void *data) {
-  syncfs_t *w = data;
-  if (status != napi_ok && w->err == 0) w->err = ECANCELED;
-  if (w->err == 0) {
-    napi_value undef;
-    napi_get_undefined(env, &undef);
-    napi_resolve_deferred(env, w->deferred, undef);
-  } else {
-    napi_reject_deferred(env, w->deferred, make_errno_error(env, w->err, "syncfs", ""));
-  }
-  napi_delete_async_work(env, w->work);
-  free(w);
-}
-
-static napi_value js_syncfs_async(napi_env env, napi_callback_info info) {
-  napi_value argv[1], promise, name;
-  int32_t fd;
-  if (!get_args(env, info, 1, argv) || napi_get_value_int32(env, argv[0], &fd) != napi_ok)
-    return throw_type(env, "syncfsAsync(fd)");
-  syncfs_t *w = calloc(1, sizeof *w);
-  if (!w) return throw_errno(env, ENOMEM, "syncfs", NULL);
-  w->fd = fd;
-  napi_create_string_utf8(env, "layerstore.syncfs", NAPI_AUTO_LENGTH, &name);
-  napi_create_promise(env, &w->deferred, &promise);
-  napi_create_async_work(env, NULL, name, syncfs_execute, syncfs_complete, w, &w->work);
-  napi_queue_async_work(env, w->work);
+static napi_value queue_fd_call(napi_env env, int fd, int op) {
+  napi_value promise, name;
+  fd_call_t *c = calloc(1, sizeof *c);
+  if (!c) return throw_errno(env, ENOMEM, op == OP_SYNCFS ? "syncfs" : "flock", NULL);
+  c->fd = fd;
+  c->op = op;
+  napi_create_string_utf8(env, op == OP_SYNCFS ? "layerstore.syncfs" : "layerstore.flock",
+                          NAPI_AUTO_LENGTH, &name);
+  napi_create_promise(env, &c->deferred, &promise);
+  napi_create_async_work(env, NULL, name, fd_call_execute, fd_call_complete, c, &c->work);
+  napi_queue_async_work(env, c->work);
   return promise;
 }
 
+static napi_value js_syncfs_async(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t fd;
+  if (!get_args(env, info, 1, argv) || napi_get_value_int32(env, argv[0], &fd) != napi_ok)
+    return throw_type(env, "syncfsAsync(fd)");
+  return queue_fd_call(env, fd, OP_SYNCFS);
+}
+
 static napi_value js_flock(napi_env env, napi_callback_info info) {
-  napi_value argv[2], promise, name;
+  napi_value argv[2];
   int32_t fd;
   bool exclusive;
   if (!get_args(env, info, 2, argv) || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
       napi_get_value_bool(env, argv[1], &exclusive) != napi_ok)
     return throw_type(env, "flock(fd, exclusive)");
-  flock_t *f = calloc(1, sizeof *f);
-  if (!f) return throw_errno(env, ENOMEM, "flock", NULL);
-  f->fd = fd;
-  f->op = exclusive ? LOCK_EX : LOCK_SH;
-  napi_create_string_utf8(env, "layerstore.flock", NAPI_AUTO_LENGTH, &name);
-  napi_create_promise(env, &f->deferred, &promise);
-  napi_create_async_work(env, NULL, name, flock_execute, flock_complete, f, &f->work);
-  napi_queue_async_work(env, f->work);
-  return promise;
+  return queue_fd_call(env, fd, exclusive ? LOCK_EX : LOCK_SH);
 }
 
 /* tryFlock(fd, exclusive): true when the lock was taken at once, false when it is held. */

@@ -18,7 +18,6 @@
 import {
   closeSync,
   constants,
-  copyFileSync,
   fchmodSync,
   fchownSync,
   ftruncateSync,
@@ -30,7 +29,6 @@ import {
   openSync,
   readFileSync,
   readdirSync,
-  readlinkSync,
   rmSync,
   chmodSync,
   statSync,
@@ -44,7 +42,8 @@ import type { TarHeader } from '../tar/types.js'
 import { TYPE } from '../tar/types.js'
 import { TarReader } from '../tar/reader.js'
 import type { ByteSource } from '../tar/byte-reader.js'
-import { cleanPath } from '../tarsplit/clean-path.js'
+import { cleanLinkTarget, cleanName, splitName, type Name } from './entry-name.js'
+import { copyUp, setTimes } from './copy-up.js'
 import { sys, S_IFBLK, S_IFCHR, S_IFIFO } from '../internal/sys.js'
 import { ArchiveError, ArchiveIoError } from './errors.js'
 import {
@@ -116,13 +115,6 @@ function newBatch(): Batch {
   let resolve!: () => void
   const done = new Promise<void>((r) => (resolve = r))
   return { paths: [], chunks: [], meta: [], jobs: [], bytes: 0, done, resolve }
-}
-
-/** An entry's cleaned name: `dir` and `base` as latin1 text (one char a byte). */
-interface Name {
-  readonly full: string
-  readonly dir: string
-  readonly base: string
 }
 
 export class Applier {
@@ -748,42 +740,6 @@ function isRegular(flag: number): boolean {
   return flag === TYPE.REG || flag === TYPE.REG_A || flag === TYPE.CONT || flag === TYPE.GNU_SPARSE
 }
 
-/**
- * Docker's name rule: strip leading `/`, clean; `.` is the root (skipped); a name that climbs
- * out of the root is a breakout.
- */
-function cleanName(header: TarHeader): Name | undefined {
-  let raw = header.nameRaw.toString('latin1')
-  let i = 0
-  while (i < raw.length && raw.charCodeAt(i) === 0x2f) i++
-  raw = cleanPath(raw.slice(i))
-  if (raw === '.') return undefined
-  if (raw === '..' || raw.startsWith('../'))
-    throw new ArchiveError(
-      'ARCHIVE_BREAKOUT',
-      'invalid entry name (escapes the target)',
-      header.name,
-    )
-  return { full: raw, ...splitName(raw) }
-}
-
-/** A hard link's target inside the root: absolute targets are root-relative (kaniko). */
-function cleanLinkTarget(header: TarHeader): string | undefined {
-  let t = header.linknameRaw.toString('latin1')
-  let i = 0
-  while (i < t.length && t.charCodeAt(i) === 0x2f) i++
-  t = cleanPath(t.slice(i))
-  if (t === '.' || t === '..' || t.startsWith('../')) return undefined
-  return t
-}
-
-function splitName(name: string): { dir: string; base: string } {
-  const slash = name.lastIndexOf('/')
-  return slash < 0
-    ? { dir: '', base: name }
-    : { dir: name.slice(0, slash), base: name.slice(slash + 1) }
-}
-
 /** Docker's times: atime is the later of atime and mtime; out-of-range times become the epoch. */
 function times(header: TarHeader): Times {
   let m = { sec: header.mtime, nsec: header.mtimeNsec }
@@ -813,36 +769,4 @@ function currentUmask(): number {
 function isZero(chunk: Uint8Array): boolean {
   for (let i = 0; i < chunk.length; i++) if (chunk[i] !== 0) return false
   return true
-}
-
-/** Copies a lower layer's entry into the upper one, metadata included (overlayfs copy-up). */
-function copyUp(from: Buffer, st: Stats, to: Buffer): BigIntStats {
-  const big = lstatSync(from, { bigint: true })
-  if (st.isDirectory()) mkdirSync(to, { mode: st.mode & 0o777 })
-  else if (st.isSymbolicLink()) symlinkSync(readlinkSync(from, { encoding: 'buffer' }), to)
-  else if (st.isFile()) copyFileSync(from, to)
-  else sys.mknod(to, st.mode, devMajor(big.rdev), devMinor(big.rdev))
-  lchownSync(to, st.uid, st.gid)
-  if (!st.isSymbolicLink()) chmodSync(to, st.mode & 0o7777)
-  for (const key of sys.llistxattr(from)) {
-    if (key.toString('latin1').startsWith('trusted.overlay.')) continue
-    const value = sys.lgetxattr(from, key)
-    if (value !== undefined) sys.lsetxattr(to, key, value)
-  }
-  setTimes(to, big)
-  return big
-}
-
-function setTimes(host: Buffer, big: BigIntStats): void {
-  const sec = (ns: bigint): number => Number(ns / 1_000_000_000n)
-  const nsec = (ns: bigint): number => Number(ns % 1_000_000_000n)
-  sys.lutimens(host, sec(big.atimeNs), nsec(big.atimeNs), sec(big.mtimeNs), nsec(big.mtimeNs))
-}
-
-/** glibc's major()/minor() of a Linux dev_t. */
-function devMajor(dev: bigint): number {
-  return Number(((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn))
-}
-function devMinor(dev: bigint): number {
-  return Number((dev & 0xffn) | ((dev >> 12n) & ~0xffn))
 }

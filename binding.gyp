@@ -2,7 +2,13 @@
   "targets": [
     {
       "target_name": "layerstore_sys",
-      "sources": ["native/sys.c", "native/crc64.c", "native/sha256-thread.c"],
+      "sources": [
+        "native/sys.c",
+        "native/napi-util.c",
+        "native/checksum-bindings.c",
+        "native/crc64.c",
+        "native/sha256-thread.c"
+      ],
       "cflags": ["-O2", "-Wall", "-Wextra", "-std=c11", "-pthread"],
       "ldflags": ["-pthread"],
       "libraries": ["-ldl"],

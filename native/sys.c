@@ -24,44 +24,11 @@
 #include <unistd.h>
 #include <node_api.h>
 
-#include "crc64.h"
-#include "sha256-thread.h"
+#include "checksum-bindings.h"
+#include "napi-util.h"
 
 #define PATH_BUF 4096
 #define NAME_BUF 256
-
-/* An Error shaped like Node's fs errors: code, errno, syscall, path. */
-static napi_value make_errno_error(napi_env env, int err, const char *syscall, const char *path) {
-  const char *code = strerrorname_np(err);
-  char msg[PATH_BUF + 160];
-  snprintf(msg, sizeof msg, "%s: %s, %s '%s'", code ? code : "EUNKNOWN", strerror(err), syscall,
-           path ? path : "");
-  napi_value message, error, v;
-  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
-  napi_create_error(env, NULL, message, &error);
-  napi_create_string_utf8(env, code ? code : "EUNKNOWN", NAPI_AUTO_LENGTH, &v);
-  napi_set_named_property(env, error, "code", v);
-  napi_create_int32(env, -err, &v);
-  napi_set_named_property(env, error, "errno", v);
-  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &v);
-  napi_set_named_property(env, error, "syscall", v);
-  if (path && *path) {
-    napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &v);
-    napi_set_named_property(env, error, "path", v);
-  }
-  return error;
-}
-
-/* Throws an Error shaped like Node's fs errors. Returns NULL for convenience. */
-static napi_value throw_errno(napi_env env, int err, const char *syscall, const char *path) {
-  napi_throw(env, make_errno_error(env, err, syscall, path));
-  return NULL;
-}
-
-static napi_value throw_type(napi_env env, const char *what) {
-  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
-  return NULL;
-}
 
 /* A path argument: a Buffer (any bytes but NUL) or a string. */
 static int get_path(napi_env env, napi_value v, char *out, size_t cap) {
@@ -79,12 +46,6 @@ static int get_path(napi_env env, napi_value v, char *out, size_t cap) {
   size_t len;
   if (napi_get_value_string_utf8(env, v, out, cap, &len) != napi_ok) return 0;
   return len < cap - 1 && strlen(out) == len;
-}
-
-static int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
-  size_t argc = want;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  return argc == want;
 }
 
 static int get_i64(napi_env env, napi_value v, int64_t *out) {
@@ -288,17 +249,12 @@ static void fd_call_complete(napi_env env, napi_status status, void *data) {
 }
 
 static napi_value queue_fd_call(napi_env env, int fd, int op) {
-  napi_value promise, name;
   fd_call_t *c = calloc(1, sizeof *c);
   if (!c) return throw_errno(env, ENOMEM, op == OP_SYNCFS ? "syncfs" : "flock", NULL);
   c->fd = fd;
   c->op = op;
-  napi_create_string_utf8(env, op == OP_SYNCFS ? "layerstore.syncfs" : "layerstore.flock",
-                          NAPI_AUTO_LENGTH, &name);
-  napi_create_promise(env, &c->deferred, &promise);
-  napi_create_async_work(env, NULL, name, fd_call_execute, fd_call_complete, c, &c->work);
-  napi_queue_async_work(env, c->work);
-  return promise;
+  return queue_promise_work(env, op == OP_SYNCFS ? "layerstore.syncfs" : "layerstore.flock",
+                            fd_call_execute, fd_call_complete, c, &c->work, &c->deferred);
 }
 
 static napi_value js_syncfs_async(napi_env env, napi_callback_info info) {
@@ -448,23 +404,8 @@ static void batch_complete(napi_env env, napi_status status, void *data) {
   batch_free(b);
 }
 
-/* The bytes of a Buffer or Uint8Array; false for anything else. */
-static bool get_bytes(napi_env env, napi_value v, void **base, size_t *len) {
-  bool is_buf = false;
-  napi_is_buffer(env, v, &is_buf);
-  if (is_buf) return napi_get_buffer_info(env, v, base, len) == napi_ok;
-  bool is_ta = false;
-  napi_is_typedarray(env, v, &is_ta);
-  if (!is_ta) return false;
-  napi_typedarray_type type;
-  napi_value ab;
-  size_t off;
-  napi_get_typedarray_info(env, v, &type, len, base, &ab, &off);
-  return type == napi_uint8_array;
-}
-
 static napi_value js_create_files(napi_env env, napi_callback_info info) {
-  napi_value argv[3], promise, name, keep;
+  napi_value argv[3], keep;
   uint32_t n = 0, m = 0;
   bool is_array = false, is_array2 = false, is_ta = false;
   if (!get_args(env, info, 3, argv) || napi_is_array(env, argv[0], &is_array) != napi_ok ||
@@ -540,11 +481,8 @@ static napi_value js_create_files(napi_env env, napi_callback_info info) {
   napi_set_element(env, keep, 0, argv[1]);
   napi_set_element(env, keep, 1, argv[0]);
   napi_create_reference(env, keep, 1, &b->chunks_ref);
-  napi_create_string_utf8(env, "layerstore.createFiles", NAPI_AUTO_LENGTH, &name);
-  napi_create_promise(env, &b->deferred, &promise);
-  napi_create_async_work(env, NULL, name, batch_execute, batch_complete, b, &b->work);
-  napi_queue_async_work(env, b->work);
-  return promise;
+  return queue_promise_work(env, "layerstore.createFiles", batch_execute, batch_complete, b,
+                            &b->work, &b->deferred);
 }
 
 /*
@@ -627,13 +565,8 @@ static void mount_complete(napi_env env, napi_status status, void *data) {
 }
 
 static napi_value queue_mount(napi_env env, mount_t *m) {
-  napi_value promise, name;
-  napi_create_string_utf8(env, m->is_umount ? "layerstore.umount" : "layerstore.mount",
-                          NAPI_AUTO_LENGTH, &name);
-  napi_create_promise(env, &m->deferred, &promise);
-  napi_create_async_work(env, NULL, name, mount_execute, mount_complete, m, &m->work);
-  napi_queue_async_work(env, m->work);
-  return promise;
+  return queue_promise_work(env, m->is_umount ? "layerstore.umount" : "layerstore.mount",
+                            mount_execute, mount_complete, m, &m->work, &m->deferred);
 }
 
 static napi_value js_mount(napi_env env, napi_callback_info info) {
@@ -710,114 +643,6 @@ static napi_value js_has_dirent_types(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* crc64Update(register, data): `register` is a Uint32Array [low, high], updated in place. */
-static napi_value js_crc64_update(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  bool is_ta = false;
-  if (argc < 2 || napi_is_typedarray(env, argv[0], &is_ta) != napi_ok || !is_ta) {
-    return throw_type(env, "register must be a Uint32Array of 2");
-  }
-  napi_typedarray_type type;
-  size_t n_reg;
-  void *reg;
-  napi_value ab;
-  size_t off;
-  napi_get_typedarray_info(env, argv[0], &type, &n_reg, &reg, &ab, &off);
-  if (type != napi_uint32_array || n_reg != 2) return throw_type(env, "register must be a Uint32Array of 2");
-  void *data;
-  size_t len;
-  if (!get_bytes(env, argv[1], &data, &len)) return throw_type(env, "data must be a Uint8Array");
-  uint32_t *r = reg;
-  uint64_t crc = crc64_update(((uint64_t)r[1] << 32) | r[0], data, len);
-  r[0] = (uint32_t)crc;
-  r[1] = (uint32_t)(crc >> 32);
-  return NULL;
-}
-
-/* A hash thread behind an External; `h` is NULL once ended. */
-typedef struct {
-  sha256_thread_t *h;
-} hash_handle_t;
-
-static void hash_handle_finalize(napi_env env, void *data, void *hint) {
-  (void)env;
-  (void)hint;
-  hash_handle_t *hh = data;
-  if (hh->h) sha256_thread_end(hh->h, NULL);
-  free(hh);
-}
-
-static hash_handle_t *get_hash_handle(napi_env env, napi_value v) {
-  void *data = NULL;
-  if (napi_get_value_external(env, v, &data) != napi_ok || !data) return NULL;
-  hash_handle_t *hh = data;
-  return hh->h ? hh : NULL;
-}
-
-/* sha256ThreadStart(): External, or undefined where there is no OpenSSL to hash with. */
-static napi_value js_sha256_thread_start(napi_env env, napi_callback_info info) {
-  (void)info;
-  napi_value result;
-  sha256_thread_t *h = sha256_thread_start();
-  hash_handle_t *hh = h ? malloc(sizeof *hh) : NULL;
-  if (!hh) {
-    if (h) sha256_thread_end(h, NULL);
-    napi_get_undefined(env, &result);
-    return result;
-  }
-  hh->h = h;
-  napi_create_external(env, hh, hash_handle_finalize, NULL, &result);
-  return result;
-}
-
-/* sha256ThreadPush(handle, chunk): the chunk's sequence number. */
-static napi_value js_sha256_thread_push(napi_env env, napi_callback_info info) {
-  napi_value argv[2], result;
-  void *data;
-  size_t len;
-  hash_handle_t *hh;
-  if (!get_args(env, info, 2, argv) || !(hh = get_hash_handle(env, argv[0])) ||
-      !get_bytes(env, argv[1], &data, &len))
-    return throw_type(env, "sha256ThreadPush(handle, chunk: Uint8Array)");
-  napi_create_double(env, (double)sha256_thread_push(hh->h, data, len), &result);
-  return result;
-}
-
-/* sha256ThreadWait(handle, seq): returns once chunk `seq` is hashed. */
-static napi_value js_sha256_thread_wait(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  double seq;
-  hash_handle_t *hh;
-  if (!get_args(env, info, 2, argv) || !(hh = get_hash_handle(env, argv[0])) ||
-      napi_get_value_double(env, argv[1], &seq) != napi_ok)
-    return throw_type(env, "sha256ThreadWait(handle, seq)");
-  sha256_thread_wait(hh->h, (uint64_t)seq);
-  return NULL;
-}
-
-/* sha256ThreadEnd(handle, digest: boolean): the 32-byte digest, or undefined. */
-static napi_value js_sha256_thread_end(napi_env env, napi_callback_info info) {
-  napi_value argv[2], result;
-  bool want = false;
-  hash_handle_t *hh;
-  if (!get_args(env, info, 2, argv) || !(hh = get_hash_handle(env, argv[0])) ||
-      napi_get_value_bool(env, argv[1], &want) != napi_ok)
-    return throw_type(env, "sha256ThreadEnd(handle, digest: boolean)");
-  unsigned char out[32];
-  int ok = sha256_thread_end(hh->h, want ? out : NULL);
-  hh->h = NULL;
-  if (!want) {
-    napi_get_undefined(env, &result);
-    return result;
-  }
-  if (!ok) return throw_errno(env, EIO, "sha256", NULL);
-  void *copy;
-  napi_create_buffer_copy(env, 32, out, &copy, &result);
-  return result;
-}
-
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"mknod", NULL, js_mknod, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -836,14 +661,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"mount", NULL, js_mount, NULL, NULL, NULL, napi_enumerable, NULL},
       {"umount2", NULL, js_umount2, NULL, NULL, NULL, napi_enumerable, NULL},
       {"hasDirentTypes", NULL, js_has_dirent_types, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"crc64Update", NULL, js_crc64_update, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"sha256ThreadStart", NULL, js_sha256_thread_start, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"sha256ThreadPush", NULL, js_sha256_thread_push, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"sha256ThreadWait", NULL, js_sha256_thread_wait, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"sha256ThreadEnd", NULL, js_sha256_thread_end, NULL, NULL, NULL, napi_enumerable, NULL},
   };
-  crc64_init();
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  define_checksum_bindings(env, exports);
   return exports;
 }
 

@@ -1,0 +1,71 @@
+/* Helpers shared by the addon's bindings (see napi-util.h). */
+#include <stdio.h>
+#include <string.h>
+
+#include "napi-util.h"
+
+/* An Error shaped like Node's fs errors: code, errno, syscall, path. */
+napi_value make_errno_error(napi_env env, int err, const char *syscall, const char *path) {
+  const char *code = strerrorname_np(err);
+  char msg[4096 + 160];
+  snprintf(msg, sizeof msg, "%s: %s, %s '%s'", code ? code : "EUNKNOWN", strerror(err), syscall,
+           path ? path : "");
+  napi_value message, error, v;
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
+  napi_create_error(env, NULL, message, &error);
+  napi_create_string_utf8(env, code ? code : "EUNKNOWN", NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, error, "code", v);
+  napi_create_int32(env, -err, &v);
+  napi_set_named_property(env, error, "errno", v);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, error, "syscall", v);
+  if (path && *path) {
+    napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &v);
+    napi_set_named_property(env, error, "path", v);
+  }
+  return error;
+}
+
+/* Throws an Error shaped like Node's fs errors. Returns NULL for convenience. */
+napi_value throw_errno(napi_env env, int err, const char *syscall, const char *path) {
+  napi_throw(env, make_errno_error(env, err, syscall, path));
+  return NULL;
+}
+
+napi_value throw_type(napi_env env, const char *what) {
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
+  return NULL;
+}
+
+int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+  size_t argc = want;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  return argc == want;
+}
+
+/* The bytes of a Buffer or Uint8Array; false for anything else. */
+bool get_bytes(napi_env env, napi_value v, void **base, size_t *len) {
+  bool is_buf = false;
+  napi_is_buffer(env, v, &is_buf);
+  if (is_buf) return napi_get_buffer_info(env, v, base, len) == napi_ok;
+  bool is_ta = false;
+  napi_is_typedarray(env, v, &is_ta);
+  if (!is_ta) return false;
+  napi_typedarray_type type;
+  napi_value ab;
+  size_t off;
+  napi_get_typedarray_info(env, v, &type, len, base, &ab, &off);
+  return type == napi_uint8_array;
+}
+
+napi_value queue_promise_work(napi_env env, const char *name,
+                              napi_async_execute_callback execute,
+                              napi_async_complete_callback complete, void *data,
+                              napi_async_work *work, napi_deferred *deferred) {
+  napi_value promise, resource;
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource);
+  napi_create_promise(env, deferred, &promise);
+  napi_create_async_work(env, NULL, resource, execute, complete, data, work);
+  napi_queue_async_work(env, *work);
+  return promise;
+}

@@ -1,0 +1,27 @@
+/* Helpers shared by the addon's bindings: argument reading, fs-style errors, promise work. */
+#ifndef LAYERSTORE_NAPI_UTIL_H
+#define LAYERSTORE_NAPI_UTIL_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <node_api.h>
+
+/* An Error shaped like Node's fs errors: code, errno, syscall, path. */
+napi_value make_errno_error(napi_env env, int err, const char *syscall, const char *path);
+/* Throws such an Error; returns NULL for convenience. */
+napi_value throw_errno(napi_env env, int err, const char *syscall, const char *path);
+/* Throws a TypeError (ERR_INVALID_ARG_TYPE); returns NULL. */
+napi_value throw_type(napi_env env, const char *what);
+/* Exactly `want` arguments into argv. */
+int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv);
+/* The bytes of a Buffer or Uint8Array; false for anything else. */
+bool get_bytes(napi_env env, napi_value v, void **base, size_t *len);
+/*
+ * Queues `execute` on libuv's thread pool and `complete` after it on the main thread; returns
+ * the promise that `complete` settles through `*deferred`.
+ */
+napi_value queue_promise_work(napi_env env, const char *name,
+                              napi_async_execute_callback execute,
+                              napi_async_complete_callback complete, void *data,
+                              napi_async_work *work, napi_deferred *deferred);
+
+#endif

@@ -56,7 +56,7 @@ import {
   type ResolvedDir,
 } from './layer-root.js'
 import { mapId } from './id-map.js'
-import type { ApplyOptions, ApplyResult } from './types.js'
+import type { ApplyOptions, ApplyResult, EntryTarget, FileSink } from './types.js'
 
 const WH_PREFIX = '.wh.'
 const WH_META_PREFIX = '.wh..wh.'
@@ -80,13 +80,6 @@ const MAX_INFLIGHT_BYTES = 16 << 20
 const NEED_DRAIN = new Error('wait for the files in flight')
 /** Go's maxTime for utimes: times beyond it (and before the epoch) become the epoch. */
 const MAX_TIME_SEC = 9_223_372_036
-
-/** Writes one regular file's data; the applier hands it out for the entry's body. */
-export interface FileSink {
-  write(chunk: Uint8Array): void
-  /** Finishes the file (owner, mode, times). */
-  close(): void
-}
 
 interface Times {
   readonly atime: number
@@ -117,7 +110,7 @@ function newBatch(): Batch {
   return { paths: [], chunks: [], meta: [], jobs: [], bytes: 0, done, resolve }
 }
 
-export class Applier {
+export class Applier implements EntryTarget {
   readonly #target: Buffer
   readonly #options: ApplyOptions
   readonly #overlay: boolean
@@ -162,11 +155,7 @@ export class Applier {
     return this.#size
   }
 
-  /**
-   * Applies one entry. For a regular file, returns the sink its data must be written to
-   * (then closed) before the next entry; otherwise undefined. A promise means the entry must
-   * wait for files in flight: await it, then call entry() again with the same header.
-   */
+  /** Applies one entry ({@link EntryTarget}: a promise means wait for files in flight). */
   entry(header: TarHeader): FileSink | undefined | Promise<void> {
     if (this.#failure !== undefined) throw this.#failure
     const name = header.typeflag === TYPE.X_GLOBAL_HEADER ? undefined : cleanName(header)
@@ -713,25 +702,40 @@ export async function apply(
   options: ApplyOptions = {},
 ): Promise<ApplyResult> {
   const applier = new Applier(dir, options)
-  const reader = new TarReader(source, options.signal ? { signal: options.signal } : {})
   try {
-    for (;;) {
-      const entry = await reader.next()
-      if (entry === undefined) break
-      let sink = applier.entry(entry.header)
-      while (sink instanceof Promise) {
-        await sink
-        sink = applier.entry(entry.header)
-      }
-      if (sink === undefined) continue
-      for await (const chunk of entry.body) sink.write(chunk)
-      sink.close()
-    }
+    await feed(source, applier, options.signal)
     return await applier.finish()
   } finally {
     await applier.settle()
     applier.abort()
   }
+}
+
+/** Reads the tar `source` up to its end-of-archive and hands every entry to `target`. */
+export async function feed(
+  source: ByteSource,
+  target: EntryTarget,
+  signal?: AbortSignal,
+): Promise<void> {
+  const reader = new TarReader(source, signal ? { signal } : {})
+  for (;;) {
+    const entry = await reader.next()
+    if (entry === undefined) return
+    let sink = offer(target, entry.header)
+    if (sink instanceof Promise) sink = await sink
+    if (sink === undefined) continue
+    for await (const chunk of entry.body) sink.write(chunk)
+    sink.close()
+  }
+}
+
+/** Hands `header` to `target`, again after each wait it asks for (no promise if none). */
+export function offer(
+  target: EntryTarget,
+  header: TarHeader,
+): FileSink | undefined | Promise<FileSink | undefined> {
+  const sink = target.entry(header)
+  return sink instanceof Promise ? sink.then(() => offer(target, header)) : sink
 }
 
 // ---- pure helpers ---------------------------------------------------------------------------

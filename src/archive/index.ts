@@ -1,7 +1,7 @@
 export * from './types.js'
 export * from './errors.js'
 export * from './decompress-errors.js'
-export { apply, Applier, type FileSink } from './apply.js'
+export { apply, Applier, feed, offer } from './apply.js'
 export { changes, changesSize, type ChangesOptions } from './changes.js'
 export { exportChanges, exportTree, type ExportOptions } from './export-changes.js'
 export {

@@ -6,7 +6,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { lstatSync, readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { TYPE, END_OF_ARCHIVE_SIZE, type TarWriteEntry } from '../tar/index.js'
+import { TYPE, END_OF_ARCHIVE_SIZE, TarReader, type TarWriteEntry } from '../tar/index.js'
+import { feed, offer } from '../archive/index.js'
 import type { ConformanceOptions } from './conformance.js'
 import {
   chunksOf,
@@ -105,6 +106,39 @@ export function diffTests(make: DriverFactory, options: ConformanceOptions): voi
     // Diffs carry `security.capability` only (Docker's tar writer), and whole seconds.
     const compare = { mtime: 'seconds', dirMtime: true, xattrs: 'capability' } as const
     assert.deepEqual(treeDiff(base, copy, compare), [])
+  })
+
+  void test('applier() fed entry by entry makes the layer applyDiff makes; abort() mid-way lets it go', async (t) => {
+    const d = await setup(t, make)
+    await baseLayer(d)
+    const tar = await tarOf([
+      dir('etc/'),
+      file('etc/hosts', 'replaced\n'),
+      file('etc/.wh.passwd', ''),
+      file('newfile', 'new file\n', 0o640),
+    ])
+    await d.create('whole', 'base')
+    const size = await d.applyDiff('whole', 'base', chunksOf(tar))
+    await d.create('fed', 'base')
+    const fed = await d.applier('fed', 'base')
+    await feed(chunksOf(tar), fed)
+    assert.equal(await fed.finish(), size)
+    await fed.abort() // a no-op once finished
+    assert.deepEqual(
+      treeDiff(await inLayer(d, 'whole', snapshot), await inLayer(d, 'fed', snapshot), {
+        dirMtime: true,
+      }),
+      [],
+    )
+    await d.create('dropped', 'base')
+    const dropped = await d.applier('dropped', 'base')
+    const reader = new TarReader(chunksOf(tar))
+    const first = await reader.next()
+    assert.equal(await offer(dropped, first!.header), undefined) // etc/
+    await dropped.abort()
+    await dropped.abort()
+    await d.remove('dropped')
+    assert.equal(await d.exists('dropped'), false)
   })
 
   void test('applyDiff() deletes what whiteouts hide, empties opaque directories, returns the size (SPEC §6.9)', async (t) => {

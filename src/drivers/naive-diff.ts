@@ -21,7 +21,6 @@ import { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { debuglog } from 'node:util'
 import {
-  apply,
   changes,
   changesSize,
   exportChanges,
@@ -29,6 +28,7 @@ import {
   type ApplyOptions,
   type Change,
 } from '../archive/index.js'
+import { applyAll, layerApplier } from './layer-applier.js'
 import type {
   ApplyDiffOptions,
   CreateOptions,
@@ -36,6 +36,7 @@ import type {
   Driver,
   DriverStatus,
   FileGetCloser,
+  LayerApplier,
   ProtoDriver,
 } from './types.js'
 
@@ -211,21 +212,26 @@ export class NaiveDiffDriver implements Driver {
   /** Applies `tar` to the layer's root (`parent` is not used: the root already holds it). */
   async applyDiff(
     id: string,
-    _parent: string | undefined,
+    parent: string | undefined,
     tar: AsyncIterable<Uint8Array>,
     options: ApplyDiffOptions = {},
   ): Promise<number> {
-    const { signal } = options
-    const applyOptions: ApplyOptions = {
-      ...this.#apply,
-      whiteoutFormat: 'aufs',
-      ...(signal === undefined ? {} : { signal }),
+    return applyAll(await this.applier(id, parent), tar, options.signal)
+  }
+
+  /** An applier on the layer's root, mounted (got) until it finishes or aborts. */
+  async applier(id: string, _parent: string | undefined): Promise<LayerApplier> {
+    const root = await this.proto.get(id)
+    try {
+      return layerApplier(
+        root,
+        { ...this.#apply, whiteoutFormat: 'aufs' },
+        { release: () => this.proto.put(id) },
+      )
+    } catch (err) {
+      await this.proto.put(id)
+      throw err
     }
-    return this.#withRoots(
-      id,
-      undefined,
-      async (root) => (await apply(tar, root, applyOptions)).size,
-    )
   }
 
   diffSize(id: string, parent: string | undefined): Promise<number> {

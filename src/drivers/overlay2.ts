@@ -29,7 +29,14 @@
 import { closeSync, openSync } from 'node:fs'
 import type { Readable } from 'node:stream'
 import { sys } from '../internal/sys.js'
-import { apply, changesSize, exportChanges, overlayChanges, type Change } from '../archive/index.js'
+import {
+  changesSize,
+  exportChanges,
+  overlayChanges,
+  type ApplyOptions,
+  type Change,
+} from '../archive/index.js'
+import { layerApplier } from './layer-applier.js'
 import { directorySize } from './directory-size.js'
 import {
   endNoEarlierThan,
@@ -39,7 +46,7 @@ import {
 } from './naive-diff.js'
 import { OVERLAY2, type OverlayFeatures } from './overlay2/features.js'
 import { Overlay2ProtoDriver } from './overlay2/proto-driver.js'
-import type { ApplyDiffOptions, DiffGetterDriver, DriverStatus } from './types.js'
+import type { DiffGetterDriver, DriverStatus, LayerApplier } from './types.js'
 
 export { MAX_LOWERS, Overlay2ProtoDriver } from './overlay2/proto-driver.js'
 export const OVERLAY2_DRIVER_NAME = OVERLAY2
@@ -118,35 +125,31 @@ export class Overlay2Driver extends NaiveDiffGetterDriver implements DiffGetterD
    * merged view of the lowers; the layer's size is that of diff/ (Docker's rule). A parent
    * that is not the direct one goes through a mount (naive).
    */
-  override async applyDiff(
-    id: string,
-    parent: string | undefined,
-    tar: AsyncIterable<Uint8Array>,
-    options: ApplyDiffOptions = {},
-  ): Promise<number> {
-    if (this.#forcedNaive || !this.#proto.isParent(id, parent))
-      return super.applyDiff(id, parent, tar, options)
+  override async applier(id: string, parent: string | undefined): Promise<LayerApplier> {
+    if (this.#forcedNaive || !this.#proto.isParent(id, parent)) return super.applier(id, parent)
     const dir = this.#proto.diffDir(id)
-    await apply(tar, dir, {
-      ...this.#apply,
-      whiteoutFormat: 'overlay',
-      lowers: this.#proto.lowerDiffs(id),
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-    })
-    // The layer's data starts reaching the disk while diff/ is measured (45k lstat calls for
-    // a node_modules layer), so the store's syncfs before the record has little left to wait
-    // for. A failure here shows again in that syncfs.
-    const fd = openSync(dir, 'r')
+    const lowers = this.#proto.lowerDiffs(id)
+    const options: ApplyOptions = { ...this.#apply, whiteoutFormat: 'overlay', lowers }
+    return layerApplier(dir, options, { size: () => measure(dir) })
+  }
+}
+
+/**
+ * The size of a layer's diff/. Its data starts reaching the disk meanwhile (45k lstat calls
+ * for a node_modules layer), so the store's syncfs before the record has little left to wait
+ * for; a failure of this one shows again there.
+ */
+async function measure(dir: string): Promise<number> {
+  const fd = openSync(dir, 'r')
+  try {
+    const synced = sys.syncfsAsync(fd).catch(() => undefined)
     try {
-      const synced = sys.syncfsAsync(fd).catch(() => undefined)
-      try {
-        return await directorySize(dir)
-      } finally {
-        await synced
-      }
+      return await directorySize(dir)
     } finally {
-      closeSync(fd)
+      await synced
     }
+  } finally {
+    closeSync(fd)
   }
 }
 

@@ -11,7 +11,7 @@
  * naive-diff wrapper (SPEC.md §5.2), which compares the mounted layer with its mounted parent.
  */
 import type { Readable } from 'node:stream'
-import type { Change } from '../archive/types.js'
+import type { Change, EntryTarget } from '../archive/types.js'
 import type { FileGetter } from '../tarsplit/entry.js'
 
 /** Options of create/createReadWrite (Docker's CreateOpts). */
@@ -91,8 +91,24 @@ export interface DiffDriver {
     tar: AsyncIterable<Uint8Array>,
     options?: ApplyDiffOptions,
   ): Promise<number>
+  /**
+   * applyDiff entry by entry, for a caller that reads the tar itself (the layer store
+   * splits, hashes and applies a tar in one pass). Always finish() or abort() it.
+   */
+  applier(id: string, parent: string | undefined): Promise<LayerApplier>
   /** Size of the layer's changes against `parent` (SPEC.md §6.8 ChangesSize). */
   diffSize(id: string, parent: string | undefined): Promise<number>
+}
+
+/** A layer being filled by {@link DiffDriver.applier}. */
+export interface LayerApplier extends EntryTarget {
+  /** Completes the layer after its last entry; returns its size, as applyDiff does. */
+  finish(): Promise<number>
+  /**
+   * Gives up: waits for the work in flight and releases what the apply holds. The layer's
+   * files stay for remove(). Idempotent, and a no-op after finish().
+   */
+  abort(): Promise<void>
 }
 
 /** A whole driver. Drivers without a native diff get DiffDriver from naive-diff.ts. */

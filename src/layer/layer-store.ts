@@ -20,7 +20,7 @@ import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { chainId as chainIdOf } from '../digest/chain-id.js'
 import { parseChainId, type ChainId, type DiffId } from '../digest/digest.js'
-import { disassemble, disassembleTo } from '../tarsplit/disassemble.js'
+import { disassembleTo, type DisassembleResult } from '../tarsplit/disassemble.js'
 import { JsonPacker } from '../tarsplit/packer.js'
 import { assemble } from '../tarsplit/assemble.js'
 import { unpack } from '../tarsplit/unpacker.js'
@@ -156,26 +156,21 @@ export class LayerStore {
       created = true
       // One pass over the tar: it is split (tar-split metadata), hashed and applied at once.
       const packer = new JsonPacker(txn.tarSplitStream())
-      const { stream, done: split } = disassemble(tar, packer, { digest: true })
-      const input = stream[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>
-      const applying = this.driver
-        .applyDiff(cacheId, p?.cacheId, keepOpen(input), options)
-        .then(async (size) => {
-          // Whatever follows the end of the archive is part of the DiffID: read it all.
-          for (let r = await input.next(); r.done !== true; r = await input.next());
-          return size
-        })
-        .catch((err: unknown) => {
-          stream.destroy(err instanceof Error ? err : new Error(String(err)))
-          throw err
-        })
+      const applier = await this.driver.applier(cacheId, p?.cacheId)
       const writeback = startWriteback(this.driver.home)
-      const [size, result] = await Promise.all([
-        applying,
-        split.catch((err: unknown) => {
+      let result: DisassembleResult
+      let size: number
+      try {
+        const { signal } = options
+        const how = { target: applier, digest: true, ...(signal === undefined ? {} : { signal }) }
+        result = await disassembleTo(tar, packer, how).catch(async (err: unknown) => {
+          await applier.abort()
           throw asMetadataError(err, 'write tar-split.json.gz')
-        }),
-      ]).finally(() => writeback.stop())
+        })
+        size = await applier.finish()
+      } finally {
+        await writeback.stop()
+      }
       await packer.close().catch((err: unknown) => {
         throw asMetadataError(err, 'write tar-split.json.gz')
       })
@@ -560,16 +555,6 @@ function asMetadataError(err: unknown, action: string): unknown {
   if (err instanceof StoreError) return err
   const code = (err as { code?: unknown } | null)?.code
   return typeof code === 'string' && /^E[A-Z]+$/.test(code) ? new MetadataIoError(action, err) : err
-}
-
-/** The iterator as an iterable whose consumer cannot close it by stopping early. */
-function keepOpen(it: AsyncIterator<Uint8Array>): AsyncIterable<Uint8Array> {
-  return {
-    [Symbol.asyncIterator]: () => ({
-      next: () => it.next(),
-      return: () => Promise.resolve({ done: true as const, value: undefined }),
-    }),
-  }
 }
 
 /** One syncfs for the whole layer instead of an fsync per file (DESIGN.md, crash model). */

@@ -15,6 +15,8 @@ import { fileChunks } from '../internal/file-chunks.js'
 import { borrowBuffers, returnBuffers } from '../internal/buffer-pool.js'
 import { sha256Through } from '../internal/stream-sha256.js'
 import type { EntrySink } from './entry.js'
+import { offer } from '../archive/apply.js'
+import type { EntryTarget } from '../archive/types.js'
 
 /** Trailing bytes are recorded in segments of this size, as Go's disassembler reads them. */
 export const TRAILING_SEGMENT_SIZE = 1 << 20
@@ -22,6 +24,11 @@ export const TRAILING_SEGMENT_SIZE = 1 << 20
 export interface DisassembleOptions extends Omit<ReadTarOptions, 'rawAccounting'> {
   /** Also compute the sha256 of the whole stream (the DiffID). */
   readonly digest?: boolean
+  /**
+   * Also hand every entry to `target` (an applier), in the same pass: the tar is read and
+   * parsed once. The target may keep data chunks, so the source must not reuse their memory.
+   */
+  readonly target?: EntryTarget
 }
 
 export interface DisassembleResult {
@@ -40,13 +47,13 @@ export async function disassembleTo(
   options: DisassembleOptions = {},
 ): Promise<DisassembleResult> {
   let hex: string | undefined
+  const { target, digest, ...readOptions } = options
+  // Chunks a target keeps are fresh memory: the hash may then lag behind the reader.
   const input =
-    options.digest === true
-      ? sha256Through(source, (h) => {
-          hex = h
-        })
+    digest === true
+      ? sha256Through(source, (h) => (hex = h), { fresh: target !== undefined })
       : source
-  const reader = new TarReader(input, { ...options, rawAccounting: true })
+  const reader = new TarReader(input, { ...readOptions, rawAccounting: true })
   const crc = new Crc64()
   let files = 0
   const flushRaw = async (): Promise<void> => {
@@ -58,12 +65,18 @@ export async function disassembleTo(
     if (entry === undefined) break
     await flushRaw()
     const { header } = entry
+    let file = target === undefined ? undefined : offer(target, header)
+    if (file instanceof Promise) file = await file
     let sum: Buffer | undefined
     if (header.size > 0) {
       crc.reset()
-      for await (const chunk of entry.body) crc.update(chunk)
+      for await (const chunk of entry.body) {
+        crc.update(chunk)
+        file?.write(chunk)
+      }
       sum = crc.digest()
     }
+    file?.close()
     await sink.add(
       sum === undefined
         ? { type: 1, name: header.nameRaw, size: header.size, position: 0 }

@@ -58,8 +58,14 @@ const PROGRAMS = {
   zstd: { program: 'zstd', package: 'zstd' },
 } as const
 
-/** Output chunks of zlib and of our stream (zlib's default is 16 KiB). */
-const CHUNK_SIZE = 64 * 1024
+/**
+ * Output chunks of zlib (its default is 16 KiB). Each chunk costs the readers downstream a
+ * round of work (hash hand-off, tar parsing across chunk ends): 64 KiB chunks made a gzip'd
+ * 205 MB rootfs register in 1.45 s, 256 KiB ones in 1.15 s (1 MiB: no better).
+ */
+const CHUNK_SIZE = 256 * 1024
+/** What our stream buffers ahead of its reader, so that zlib keeps working meanwhile. */
+const AHEAD = 4 * CHUNK_SIZE
 /** Program stderr kept for the error message; the rest is read and dropped. */
 const MAX_STDERR = 4096
 
@@ -233,7 +239,7 @@ class DecompressStream extends Readable {
     input: AsyncIterator<Uint8Array> | undefined,
     source: AsyncIterable<Uint8Array>,
   ) {
-    super({ highWaterMark: CHUNK_SIZE })
+    super({ highWaterMark: AHEAD })
     this.#compression = compression
     this.#source = source
     this.#input = input

@@ -298,7 +298,8 @@ test(
       first += c.length
       // The consumer pauses: bzip2 must block on the full pipe, not fill our memory.
       await sleep(1000)
-      assert.ok(stream.readableLength <= 128 * 1024, `${stream.readableLength} bytes buffered`)
+      // At most its read-ahead (1 MiB) and the chunk that crossed it.
+      assert.ok(stream.readableLength <= 1280 * 1024, `${stream.readableLength} bytes buffered`)
       break
     }
     assert.ok(first > 0)

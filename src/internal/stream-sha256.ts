@@ -7,8 +7,11 @@
 import { createHash } from 'node:crypto'
 import { sys } from './sys.js'
 
-/** Chunks of a fresh source that may wait for the hash (bounded: memory stays flat). */
-const FRESH_LAG = 4
+/**
+ * Bytes of a fresh source that may wait for the hash (bounded: memory stays flat). In bytes,
+ * not chunks: 64 KiB chunks (a decompressor's pipe) must not leave the thread a short leash.
+ */
+const FRESH_LAG_BYTES = 8 << 20
 
 /**
  * Passes `source` through; `done` gets the hex digest after the last chunk. `fresh`: the
@@ -21,7 +24,7 @@ export async function* sha256Through(
   done: (hex: string) => void,
   options: { readonly fresh?: boolean } = {},
 ): AsyncGenerator<Uint8Array> {
-  const lag = options.fresh === true ? FRESH_LAG : 0
+  const lagBytes = options.fresh === true ? FRESH_LAG_BYTES : 0
   const thread = sys.sha256ThreadStart()
   if (thread === undefined) {
     const hash = createHash('sha256')
@@ -36,15 +39,19 @@ export async function* sha256Through(
   // The chunks the thread may still read: referenced here so that the collector cannot free
   // their memory under it, whatever the consumer keeps.
   const hashing: Uint8Array[] = []
+  let waiting = 0 // bytes in `hashing`
   try {
     for await (const chunk of source) {
       const seq = sys.sha256ThreadPush(thread, chunk)
       hashing.push(chunk)
+      waiting += chunk.length
       yield chunk
-      // Chunk seq - lag is hashed before the source is asked for its next chunk.
-      if (seq > lag) {
-        sys.sha256ThreadWait(thread, seq - lag)
-        hashing.splice(0, hashing.length - lag)
+      // At most lagBytes are left to hash when the source is asked for its next chunk.
+      let release = 0
+      while (waiting > lagBytes) waiting -= hashing[release++]!.length
+      if (release > 0) {
+        sys.sha256ThreadWait(thread, seq - (hashing.length - release))
+        hashing.splice(0, release)
       }
     }
     ended = true

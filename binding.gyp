@@ -7,7 +7,9 @@
         "native/napi-util.c",
         "native/checksum-bindings.c",
         "native/crc64.c",
-        "native/sha256-thread.c"
+        "native/sha256-thread.c",
+        "native/inflate-bindings.c",
+        "native/inflate-thread.c"
       ],
       "cflags": ["-O2", "-Wall", "-Wextra", "-std=c11", "-pthread"],
       "ldflags": ["-pthread"],

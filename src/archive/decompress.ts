@@ -3,7 +3,7 @@
  * `archive.DecompressStream`): gzip, bzip2, xz and zstd are recognised from their first bytes;
  * anything else passes through unchanged.
  *
- * gzip runs in node:zlib. xz, bzip2 and zstd run the system program (`xz -d -c -q`, as Docker
+ * gzip runs on the addon's own thread (./gunzip-thread.ts; node:zlib where the addon cannot). xz, bzip2 and zstd run the system program (`xz -d -c -q`, as Docker
  * does for xz) with pipes on both ends. Backpressure holds end to end: a slow consumer stops
  * the program, which stops reading our input, so memory stays flat whatever the stream
  * expands to.
@@ -18,9 +18,10 @@
  * await pipeline(stream, new VerifyDigest(diffId), sink)
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
-import { addAbortSignal, PassThrough, Readable, type Transform, type Writable } from 'node:stream'
+import { addAbortSignal, PassThrough, Readable, type Duplex, type Writable } from 'node:stream'
 import { createGunzip } from 'node:zlib'
 import { DecompressError, DecompressorMissingError } from './decompress-errors.js'
+import { gunzipThread } from './gunzip-thread.js'
 
 /** A compression format Docker accepts for layers (`archive.Compression`). */
 export type Compression = 'none' | 'gzip' | 'bzip2' | 'xz' | 'zstd'
@@ -129,18 +130,22 @@ export async function decompress(
   return { compression, stream }
 }
 
-/** What turns compressed bytes into plain ones: a zlib Transform, or a program. */
+/** What turns compressed bytes into plain ones: a stream (zlib, our gunzip thread), or a program. */
 type Engine =
-  | { readonly type: 'transform'; readonly transform: Transform }
+  | { readonly type: 'transform'; readonly transform: Duplex }
   | { readonly type: 'program'; readonly child: ChildProcessWithoutNullStreams }
 
 async function startEngine(compression: Compression): Promise<Engine> {
   switch (compression) {
     case 'none':
       return { type: 'transform', transform: new PassThrough() }
-    case 'gzip':
+    case 'gzip': {
       // Concatenated members are decoded one after the other, as Go's multistream reader does.
-      return { type: 'transform', transform: createGunzip({ chunkSize: CHUNK_SIZE }) }
+      const transform =
+        gunzipThread({ chunkSize: CHUNK_SIZE, ahead: 4 << 20 }) ??
+        createGunzip({ chunkSize: CHUNK_SIZE })
+      return { type: 'transform', transform }
+    }
     case 'bzip2':
     case 'xz':
     case 'zstd':

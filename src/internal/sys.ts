@@ -96,10 +96,33 @@ export interface Sys {
   sha256ThreadWait(thread: Sha256Thread, seq: number): void
   /** The digest when `digest` is true; false drops the chunks not yet hashed. */
   sha256ThreadEnd(thread: Sha256Thread, digest: boolean): Buffer | undefined
+  /**
+   * gunzip on a thread of its own (native/inflate-thread.c), or undefined where the process
+   * has no zlib: output in chunks of `chunkSize`, at most `slots` of them ready ahead.
+   */
+  inflateThreadStart(chunkSize: number, slots: number): InflateThread | undefined
+  /** Input read in place until taken past (see take); 0 when 64 chunks wait already. */
+  inflateThreadPush(thread: InflateThread, chunk: Uint8Array): number
+  inflateThreadEndInput(thread: InflateThread): void
+  /**
+   * Waits for an output chunk (a Buffer, the caller's), or for every input chunk to be
+   * consumed (1: push more or end the input), the end (2) or a failure (its reason). Without
+   * `wait`, 3 instead of waiting for the thread. `consumed[0]` gets how many input chunks
+   * are done with.
+   */
+  inflateThreadTake(
+    thread: InflateThread,
+    consumed: Float64Array,
+    wait: boolean,
+  ): Buffer | 1 | 2 | 3 | string
+  /** Stops the thread; exactly once. */
+  inflateThreadEnd(thread: InflateThread): void
 }
 
 /** A hash thread of the addon's (an opaque handle). */
 export type Sha256Thread = { readonly __brand: 'Sha256Thread' }
+/** A gunzip thread of the addon's (an opaque handle). */
+export type InflateThread = { readonly __brand: 'InflateThread' }
 
 /** The addon node-gyp built at install time: <package>/build/Release (this file is dist/internal). */
 const ADDON = fileURLToPath(new URL('../../build/Release/layerstore_sys.node', import.meta.url))

@@ -56,7 +56,8 @@ import {
   type ResolvedDir,
 } from './layer-root.js'
 import { mapId } from './id-map.js'
-import type { ApplyOptions, ApplyResult, EntryTarget, FileSink } from './types.js'
+import type { ApplyOptions, ApplyResult } from './types.js'
+import { offer, type EntryTarget, type FileSink } from '../tar/entry-target.js'
 
 const WH_PREFIX = '.wh.'
 const WH_META_PREFIX = '.wh..wh.'
@@ -727,15 +728,6 @@ export async function feed(
     for await (const chunk of entry.body) sink.write(chunk)
     sink.close()
   }
-}
-
-/** Hands `header` to `target`, again after each wait it asks for (no promise if none). */
-export function offer(
-  target: EntryTarget,
-  header: TarHeader,
-): FileSink | undefined | Promise<FileSink | undefined> {
-  const sink = target.entry(header)
-  return sink instanceof Promise ? sink.then(() => offer(target, header)) : sink
 }
 
 // ---- pure helpers ---------------------------------------------------------------------------

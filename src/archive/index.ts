@@ -1,7 +1,8 @@
 export * from './types.js'
 export * from './errors.js'
 export * from './decompress-errors.js'
-export { apply, Applier, feed, offer } from './apply.js'
+export { apply, Applier, feed } from './apply.js'
+export { offer } from '../tar/entry-target.js'
 export { changes, changesSize, type ChangesOptions } from './changes.js'
 export { exportChanges, exportTree, type ExportOptions } from './export-changes.js'
 export {

@@ -13,8 +13,6 @@
  * Comparing: `changes(new, old)` walks two whole trees; `overlayChanges(upper, lowers)` gives
  * the same list for an overlayfs upper directory from that directory alone.
  */
-import type { TarHeader } from '../tar/types.js'
-
 export type WhiteoutFormat = 'aufs' | 'overlay'
 
 /** A container uid/gid range mapped to host ids (Docker's idtools.IDMap). */
@@ -62,23 +60,7 @@ export interface ApplyResult {
   readonly entries: number
 }
 
-/** Writes one regular file's data; an {@link EntryTarget} hands it out for the entry's body. */
-export interface FileSink {
-  write(chunk: Uint8Array): void
-  /** Finishes the file (owner, mode, times). */
-  close(): void
-}
-
-/**
- * Takes a tar's entries one at a time from a caller that reads the tar itself (so that one
- * pass can also split and hash it). For a regular file, `entry` returns the sink its data
- * must be written to, then closed, before the next entry; otherwise undefined. A promise
- * means the entry must wait for work in flight: await it, then offer the same header again.
- * The target may keep the data chunks it is given: their memory must not be reused.
- */
-export interface EntryTarget {
-  entry(header: TarHeader): FileSink | undefined | Promise<void>
-}
+export type { EntryTarget, FileSink } from '../tar/entry-target.js'
 
 /** SPEC.md §6.7: `C` modified, `A` added, `D` deleted (Docker's ChangeModify/Add/Delete). */
 export type ChangeKind = 'A' | 'C' | 'D'

@@ -3,6 +3,7 @@ export * from './errors.js'
 export * from './limits.js'
 export { TarReader, readTar } from './reader.js'
 export type { ByteSource } from './byte-reader.js'
+export { offer, type EntryTarget, type FileSink } from './entry-target.js'
 export {
   encodeHeader,
   formatPaxTime,

@@ -15,8 +15,7 @@ import { fileChunks } from '../internal/file-chunks.js'
 import { borrowBuffers, returnBuffers } from '../internal/buffer-pool.js'
 import { sha256Through } from '../internal/stream-sha256.js'
 import type { EntrySink } from './entry.js'
-import { offer } from '../archive/apply.js'
-import type { EntryTarget } from '../archive/types.js'
+import { offer, type EntryTarget } from '../tar/entry-target.js'
 
 /** Trailing bytes are recorded in segments of this size, as Go's disassembler reads them. */
 export const TRAILING_SEGMENT_SIZE = 1 << 20

@@ -216,43 +216,32 @@ PY
   done
 fi
 
-python3 - "$OUT" >"$OUT/results.md" <<'PY'
-import statistics, sys
-out = sys.argv[1]
-def tsv(name):
-    return [l.rstrip('\n').split('\t') for l in open(f'{out}/{name}') if l.strip()]
-rows, cases, checks = tsv('times.tsv'), tsv('cases.tsv'), tsv('checks.tsv')
-print(open(f'{out}/header.md').read())
-def med(label, case):
-    rs = [r for r in rows if r[0] == label and r[1] == case]
-    return (statistics.median(float(r[3]) for r in rs), rs) if rs else (None, [])
+python3 - "$OUT" "$(dirname "$0")/lib" >"$OUT/results.md" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[2])
+from results import figures, load, median_wall, print_checks, runs, table_head, table_row
+rows, cases, checks, header = load(sys.argv[1])
+print(header)
 def table(title, part, labels):
-    print(f'## {title}\n')
-    print('| case | tool | median s | CPU s | max RSS MiB | ours / best peer | runs (s) | other CPU s |')
-    print('|---|---|---:|---:|---:|---:|---|---:|')
+    table_head(title, 'ours / best peer')
     for p, case, size, entries in cases:
         if p != part:
             continue
-        peers = [m for m in (med(l, case)[0] for l in ('docker', 'podman')) if m is not None]
+        peers = [m for m in (median_wall(rows, l, case) for l in ('docker', 'podman')) if m is not None]
         best = min(peers) if peers else None
         for label in labels:
-            w, rs = med(label, case)
-            if w is None:
+            rs = runs(rows, label, case)
+            if not rs:
                 continue
-            ok = all(r[7] == '0' for r in rs)
-            cpu = statistics.median(float(r[5]) + float(r[10]) for r in rs)
-            rss = statistics.median(max(int(r[4]), int(r[11])) for r in rs) / 1024
-            ratio = f'{w / best:.2f}' if label == 'layerstore' and best else ''
-            print(f"| {case} ({int(size) / 1e6:.0f} MB) | {label} | {w:.3f}{'' if ok else ' FAILED'} "
-                  f"| {cpu:.2f} | {rss:.0f} | {ratio} | {' '.join(f'{float(r[3]):.2f}' for r in rs)} "
-                  f"| {max(float(r[6]) for r in rs):.2f} |")
+            f = figures(rs)
+            ratio = f"{f['wall'] / best:.2f}" if label == 'layerstore' and best else ''
+            table_row(f'{case} ({int(size) / 1e6:.0f} MB)', label, f, ratio)
     print()
 table('image load (overlay2)', 'load', ['tar+sha256sum', 'layerstore', 'docker', 'podman'])
 table('image save', 'save', ['layerstore', 'docker', 'podman'])
 print("docker: CPU is the client's and the daemon's; max RSS the larger of the client's and the")
 print("daemon's process tree's peak. Other figures are the timed process tree's.\n")
-for what, check, res in checks:
-    print(f'- {what}: {check}: {res}')
+print_checks(checks)
 PY
 cat "$OUT/results.md"
 if grep -q $'\tNO' "$CHECKS" || awk -F'\t' '$8 != 0 { bad = 1 } END { exit !bad }' "$TIMES"; then

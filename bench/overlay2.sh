@@ -291,34 +291,23 @@ PY
   done
 fi
 
-python3 - "$OUT" >"$OUT/results.md" <<'PY'
-import statistics, sys
-out = sys.argv[1]
-def tsv(name):
-    return [l.rstrip('\n').split('\t') for l in open(f'{out}/{name}') if l.strip()]
-rows, cases, checks = tsv('times.tsv'), tsv('cases.tsv'), tsv('checks.tsv')
-print(open(f'{out}/header.md').read())
+python3 - "$OUT" "$(dirname "$0")/lib" >"$OUT/results.md" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[2])
+from results import figures, load, median_wall, print_checks, runs, table_head, table_row
+rows, cases, checks, header = load(sys.argv[1])
+print(header)
 def table(title, labels, base, desc):
-    print(f'## {title}\n')
-    print(f'| case | tool | median s | CPU s | max RSS MiB | time / {base} | runs (s) | other CPU s |')
-    print('|---|---|---:|---:|---:|---:|---|---:|')
+    table_head(title, f'time / {base}')
     for case, d in desc:
-        bs = [float(r[3]) for r in rows if r[0] == base and r[1] == case]
-        b = statistics.median(bs) if bs else None
+        b = median_wall(rows, base, case)
         for label in labels:
-            rs = [r for r in rows if r[0] == label and r[1] == case]
+            rs = runs(rows, label, case)
             if not rs:
                 continue
-            walls = [float(r[3]) for r in rs]
-            w = statistics.median(walls)
-            ok = all(r[7] == '0' for r in rs)
-            cpu = statistics.median(float(r[5]) + float(r[10]) for r in rs)
-            daemon = any(float(r[10]) > 0 or int(r[11]) > 0 for r in rs)
-            rss = statistics.median(max(int(r[4]), int(r[11])) for r in rs) / 1024
-            print(f"| {d} | {label}{' (client + daemon)' if daemon else ''} "
-                  f"| {w:.3f}{'' if ok else ' FAILED'} | {cpu:.2f} | {rss:.0f} "
-                  f"| {f'{w / b:.2f}' if b else '-'} "
-                  f"| {' '.join(f'{x:.2f}' for x in walls)} | {max(float(r[6]) for r in rs):.2f} |")
+            f = figures(rs)
+            tool = label + (' (client + daemon)' if f['daemon'] else '')
+            table_row(d, tool, f, f"{f['wall'] / b:.2f}" if b else '-')
     print()
 reg = [(c, f'{c} ({int(a) / 1e6:.3g} MB, {int(b):,} entries)') for p, c, a, b in cases if p == 'register']
 if reg:
@@ -336,8 +325,7 @@ if reg:
     print("docker load: CPU is the client's and the daemon's (with its reaped children); max RSS is")
     print("the largest of the client's and the sampled peak of the daemon's process tree (dockerd and")
     print("its containerd). Every other CPU and RSS figure is the timed process tree's.\n")
-for what, check, res in checks:
-    print(f'- {what}: {check}: {res}')
+print_checks(checks)
 PY
 cat "$OUT/results.md"
 if grep -q $'\tNO' "$CHECKS" || awk -F'\t' '$8 != 0 { bad = 1 } END { exit !bad }' "$TIMES"; then

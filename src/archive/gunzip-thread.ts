@@ -43,6 +43,12 @@ class GunzipThread extends Duplex {
   #wantsData = false
   #inputEnded = false
   #retry: NodeJS.Immediate | undefined
+  /**
+   * In #pump: a write callback it calls may write again at once, and that must not pump
+   * inside it (chunks would go out of order): it asks for another round instead.
+   */
+  #pumping = false
+  #again = false
 
   constructor(thread: InflateThread, chunkSize: number) {
     super({ readableHighWaterMark: chunkSize, writableHighWaterMark: 1 << 20 })
@@ -84,6 +90,22 @@ class GunzipThread extends Duplex {
    * one: otherwise this thread's event loop must run, for the source to bring more input.
    */
   #pump(): void {
+    if (this.#pumping) {
+      this.#again = true
+      return
+    }
+    this.#pumping = true
+    try {
+      do {
+        this.#again = false
+        this.#pumpLoop()
+      } while (this.#again)
+    } finally {
+      this.#pumping = false
+    }
+  }
+
+  #pumpLoop(): void {
     while (this.#wantsData && this.#thread !== undefined) {
       const wait = this.#inputEnded || this.#held.length >= 2
       const out = sys.inflateThreadTake(this.#thread, this.#consumed, wait)

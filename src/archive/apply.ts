@@ -56,6 +56,7 @@ import {
   type ResolvedDir,
 } from './layer-root.js'
 import { mapId } from './id-map.js'
+import { SMALL_FILE, SmallFiles } from './small-files.js'
 import type { ApplyOptions, ApplyResult } from './types.js'
 import { offer, type EntryTarget, type FileSink } from '../tar/entry-target.js'
 
@@ -65,18 +66,7 @@ const WH_OPAQUE = '.wh..wh..opq'
 const WH_PLNK = '.wh..wh.plnk'
 const O_NEW_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW
 const EUID = process.geteuid?.() ?? -1
-/**
- * Files up to this size without xattrs are created on libuv's thread pool, whole files in
- * batches (sys.createFiles): creation costs tens of microseconds of kernel time, which then runs
- * on other cores while this thread parses the next entries. Bounded, for flat memory.
- */
-const SMALL_FILE = 1 << 20
-const MAX_INFLIGHT_FILES = 128
-/** Files go to the thread pool this many at a time (one job and promise cost ~15 µs). */
-const BATCH_FILES = 16
-const BATCH_BYTES = 1 << 20
 const PATH_MAX = 4096
-const MAX_INFLIGHT_BYTES = 16 << 20
 /** Thrown inside an entry that must wait for files in flight; the entry is then retried. */
 const NEED_DRAIN = new Error('wait for the files in flight')
 /** Go's maxTime for utimes: times beyond it (and before the epoch) become the epoch. */
@@ -91,24 +81,6 @@ interface Times {
 
 interface DirTimes extends Times {
   readonly name: string
-}
-
-/** Small files bound for one thread-pool job; `done` settles when all of them are created. */
-interface Batch {
-  readonly paths: Buffer[]
-  readonly chunks: Uint8Array[][]
-  /** 9 numbers per file, as sys.createFiles takes them. */
-  readonly meta: number[]
-  readonly jobs: { key: string; size: number; name: string }[]
-  bytes: number
-  readonly done: Promise<void>
-  readonly resolve: () => void
-}
-
-function newBatch(): Batch {
-  let resolve!: () => void
-  const done = new Promise<void>((r) => (resolve = r))
-  return { paths: [], chunks: [], meta: [], jobs: [], bytes: 0, done, resolve }
 }
 
 export class Applier implements EntryTarget {
@@ -129,13 +101,8 @@ export class Applier implements EntryTarget {
   #entries = 0
   /** The open file of the current entry, closed on failure. */
   #openFd: number | undefined
-  /** Small files being created on the thread pool, by resolved key; they never reject. */
-  readonly #inflight = new Map<string, Promise<void>>()
-  #inflightBytes = 0
-  /** Small files gathered for the next thread-pool job. */
-  #batch: Batch | undefined
-  /** The first failure of a file created in the background, thrown at the next call. */
-  #failure: Error | undefined
+  /** Small files being created on the thread pool. */
+  readonly #files = new SmallFiles((err, name) => this.#wrap(err, name))
 
   constructor(target: string, options: ApplyOptions = {}) {
     this.#target = Buffer.from(resolvePath(target))
@@ -146,7 +113,7 @@ export class Applier implements EntryTarget {
     const lowers = (options.lowers ?? []).map((l) => Buffer.from(resolvePath(l)))
     this.#root = new LayerRoot(this.#target, this.#overlay, lowers, (host, key, copyOf) => {
       // A file of that name may still be on its way: its creation decides what happens.
-      if (this.#inflight.has(key)) throw NEED_DRAIN
+      if (this.#files.pending(key) !== undefined) throw NEED_DRAIN
       this.#makeImpliedDir(host, copyOf)
     })
     this.#umask = currentUmask()
@@ -158,20 +125,20 @@ export class Applier implements EntryTarget {
 
   /** Applies one entry ({@link EntryTarget}: a promise means wait for files in flight). */
   entry(header: TarHeader): FileSink | undefined | Promise<void> {
-    if (this.#failure !== undefined) throw this.#failure
+    if (this.#files.failure !== undefined) throw this.#files.failure
     const name = header.typeflag === TYPE.X_GLOBAL_HEADER ? undefined : cleanName(header)
     let result: FileSink | undefined | Promise<void>
     if (name !== undefined) {
       try {
         result = this.#apply(header, name)
       } catch (err) {
-        if (err === NEED_DRAIN) return this.#drain()
-        this.#flush()
+        if (err === NEED_DRAIN) return this.#files.drain()
+        this.#files.flush()
         this.#closeOpenFile()
         throw this.#wrap(err, name.full)
       }
       if (result instanceof Promise) {
-        this.#flush() // what it waits for may still be gathering
+        this.#files.flush() // what it waits for may still be gathering
         return result
       }
     }
@@ -181,15 +148,14 @@ export class Applier implements EntryTarget {
   }
 
   /** Waits for every file in flight; their failures surface at the next call. */
-  async settle(): Promise<void> {
-    this.#flush()
-    while (this.#inflight.size > 0) await this.#drain()
+  settle(): Promise<void> {
+    return this.#files.settle()
   }
 
   /** Sets directory times (creating their children changed them) and removes scratch files. */
   async finish(): Promise<ApplyResult> {
     await this.settle()
-    if (this.#failure !== undefined) throw this.#failure
+    if (this.#files.failure !== undefined) throw this.#files.failure
     for (const { host, big } of this.#copiedUp) {
       if (lstatOrUndefined(host)?.isDirectory() === true) setTimes(host, big)
     }
@@ -222,7 +188,7 @@ export class Applier implements EntryTarget {
     // Whiteouts delete, hard links need their target: both wait for the files in flight.
     const barrier =
       name.base.startsWith(WH_PREFIX) || name.full.startsWith(WH_META_PREFIX) || flag === TYPE.LINK
-    if (barrier && this.#inflight.size > 0) return this.#drain()
+    if (barrier && this.#files.count > 0) return this.#files.drain()
     // AUFS metadata at the root: only the root opaque marker means anything to a layer.
     if (name.full.startsWith(WH_META_PREFIX) && name.full !== WH_OPAQUE) {
       if (name.dir === WH_PLNK && isRegular(header.typeflag)) return this.#plnkFile(header, name)
@@ -235,7 +201,7 @@ export class Applier implements EntryTarget {
     }
     const host = join(parent.host, Buffer.from(name.base, 'latin1'))
     const key = parent.key === '' ? name.base : `${parent.key}/${name.base}`
-    const pending = this.#inflight.get(key)
+    const pending = this.#files.pending(key)
     if (pending !== undefined) return pending // the same name again: keep the archive's order
     if (flag === TYPE.DIR || flag === TYPE.GNU_DUMPDIR) {
       this.#directory(header, parent, name, host)
@@ -243,12 +209,8 @@ export class Applier implements EntryTarget {
       const small =
         header.size <= SMALL_FILE && header.xattrs === undefined && header.sparse === undefined
       // (the addon takes paths below PATH_MAX; longer ones get the kernel's error below)
-      if (small && host.length < PATH_MAX) {
-        const full =
-          this.#inflight.size >= MAX_INFLIGHT_FILES || this.#inflightBytes >= MAX_INFLIGHT_BYTES
-        if (full) return this.#inflight.values().next().value
-        return this.#smallFile(header, host, parent, key)
-      }
+      if (small && host.length < PATH_MAX)
+        return this.#files.room() ?? this.#smallFile(header, host, parent, key)
       this.#unpacked.add(key)
       return this.#regular(header, host, parent)
     } else if (flag === TYPE.SYMLINK) {
@@ -360,51 +322,20 @@ export class Applier implements EntryTarget {
         const chown = this.#options.noLchown !== true && (uid !== EUID || gid !== parent.newFileGid)
         const mode = header.mode & 0o7777
         const t = times(header)
-        const size = header.size
-        this.#inflightBytes += size
-        const batch = (this.#batch ??= newBatch())
-        batch.paths.push(host)
-        batch.chunks.push(chunks)
-        batch.meta.push(mode, chown ? uid : -1, gid, t.atime, t.atimeNsec, t.mtime, t.mtimeNsec)
-        batch.meta.push(mode !== (mode & 0o777 & ~this.#umask) ? 1 : 0, 0)
-        batch.jobs.push({ key, size, name: header.name })
-        batch.bytes += size
-        this.#inflight.set(key, batch.done)
-        if (batch.jobs.length >= BATCH_FILES || batch.bytes >= BATCH_BYTES) this.#flush()
-      },
-    }
-  }
-
-  /** Sends the files gathered so far to the thread pool, as one job. */
-  #flush(): void {
-    const batch = this.#batch
-    if (batch === undefined) return
-    this.#batch = undefined
-    sys.createFiles(batch.paths, batch.chunks, Float64Array.from(batch.meta)).then(
-      (results) => {
-        results.forEach((err, i) => {
-          if (err !== undefined) this.#failure ??= this.#wrap(err, batch.jobs[i]!.name)
+        this.#files.add({
+          host,
+          key,
+          name: header.name,
+          chunks,
+          size: header.size,
+          mode,
+          uid: chown ? uid : -1,
+          gid,
+          times: [t.atime, t.atimeNsec, t.mtime, t.mtimeNsec],
+          chmod: mode !== (mode & 0o777 & ~this.#umask),
         })
-        this.#settleBatch(batch)
       },
-      (err: unknown) => {
-        this.#failure ??= this.#wrap(err, batch.jobs[0]?.name ?? '')
-        this.#settleBatch(batch)
-      },
-    )
-  }
-
-  #settleBatch(batch: Batch): void {
-    for (const job of batch.jobs) {
-      if (this.#inflight.get(job.key) === batch.done) this.#inflight.delete(job.key)
-      this.#inflightBytes -= job.size
     }
-    batch.resolve()
-  }
-
-  async #drain(): Promise<void> {
-    this.#flush()
-    await Promise.all(this.#inflight.values())
   }
 
   #hardLink(header: TarHeader, name: Name, host: Buffer): void {
@@ -598,7 +529,7 @@ export class Applier implements EntryTarget {
   /** Removes an entry before its name is reused; directories and links invalidate resolution. */
   #remove(host: Buffer, st: Stats): void {
     // Files in flight may be inside it.
-    if (st.isDirectory() && this.#inflight.size > 0) throw NEED_DRAIN
+    if (st.isDirectory() && this.#files.count > 0) throw NEED_DRAIN
     if (st.isDirectory()) rmSync(host, { recursive: true, force: true })
     else rmSync(host, { force: true })
     if (st.isDirectory() || st.isSymbolicLink()) this.#root.invalidate()

@@ -36,40 +36,12 @@ static napi_value js_crc64_update(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* A hash thread behind an External; `h` is NULL once ended. */
-typedef struct {
-  sha256_thread_t *h;
-} hash_handle_t;
+static void end_hash(void *h) { sha256_thread_end(h, NULL); }
 
-static void hash_handle_finalize(napi_env env, void *data, void *hint) {
-  (void)env;
-  (void)hint;
-  hash_handle_t *hh = data;
-  if (hh->h) sha256_thread_end(hh->h, NULL);
-  free(hh);
-}
-
-static hash_handle_t *get_hash_handle(napi_env env, napi_value v) {
-  void *data = NULL;
-  if (napi_get_value_external(env, v, &data) != napi_ok || !data) return NULL;
-  hash_handle_t *hh = data;
-  return hh->h ? hh : NULL;
-}
-
-/* sha256ThreadStart(): External, or undefined where there is no OpenSSL to hash with. */
+/* sha256ThreadStart(): a handle, or undefined where there is no OpenSSL to hash with. */
 static napi_value js_sha256_thread_start(napi_env env, napi_callback_info info) {
   (void)info;
-  napi_value result;
-  sha256_thread_t *h = sha256_thread_start();
-  hash_handle_t *hh = h ? malloc(sizeof *hh) : NULL;
-  if (!hh) {
-    if (h) sha256_thread_end(h, NULL);
-    napi_get_undefined(env, &result);
-    return result;
-  }
-  hh->h = h;
-  napi_create_external(env, hh, hash_handle_finalize, NULL, &result);
-  return result;
+  return wrap_handle(env, sha256_thread_start(), end_hash);
 }
 
 /* sha256ThreadPush(handle, chunk): the chunk's sequence number. */
@@ -77,11 +49,11 @@ static napi_value js_sha256_thread_push(napi_env env, napi_callback_info info) {
   napi_value argv[2], result;
   void *data;
   size_t len;
-  hash_handle_t *hh;
-  if (!get_args(env, info, 2, argv) || !(hh = get_hash_handle(env, argv[0])) ||
+  sha256_thread_t *h;
+  if (!get_args(env, info, 2, argv) || !(h = handle_object(env, argv[0])) ||
       !get_bytes(env, argv[1], &data, &len))
     return throw_type(env, "sha256ThreadPush(handle, chunk: Uint8Array)");
-  napi_create_double(env, (double)sha256_thread_push(hh->h, data, len), &result);
+  napi_create_double(env, (double)sha256_thread_push(h, data, len), &result);
   return result;
 }
 
@@ -89,11 +61,11 @@ static napi_value js_sha256_thread_push(napi_env env, napi_callback_info info) {
 static napi_value js_sha256_thread_wait(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   double seq;
-  hash_handle_t *hh;
-  if (!get_args(env, info, 2, argv) || !(hh = get_hash_handle(env, argv[0])) ||
+  sha256_thread_t *h;
+  if (!get_args(env, info, 2, argv) || !(h = handle_object(env, argv[0])) ||
       napi_get_value_double(env, argv[1], &seq) != napi_ok)
     return throw_type(env, "sha256ThreadWait(handle, seq)");
-  sha256_thread_wait(hh->h, (uint64_t)seq);
+  sha256_thread_wait(h, (uint64_t)seq);
   return NULL;
 }
 
@@ -101,13 +73,12 @@ static napi_value js_sha256_thread_wait(napi_env env, napi_callback_info info) {
 static napi_value js_sha256_thread_end(napi_env env, napi_callback_info info) {
   napi_value argv[2], result;
   bool want = false;
-  hash_handle_t *hh;
-  if (!get_args(env, info, 2, argv) || !(hh = get_hash_handle(env, argv[0])) ||
-      napi_get_value_bool(env, argv[1], &want) != napi_ok)
+  sha256_thread_t *h;
+  if (!get_args(env, info, 2, argv) || napi_get_value_bool(env, argv[1], &want) != napi_ok ||
+      !(h = take_handle(env, argv[0])))
     return throw_type(env, "sha256ThreadEnd(handle, digest: boolean)");
   unsigned char out[32];
-  int ok = sha256_thread_end(hh->h, want ? out : NULL);
-  hh->h = NULL;
+  int ok = sha256_thread_end(h, want ? out : NULL);
   if (!want) {
     napi_get_undefined(env, &result);
     return result;

@@ -6,43 +6,16 @@
 #include "inflate-thread.h"
 #include "napi-util.h"
 
-/* A thread behind an External; `h` is NULL once ended. */
-typedef struct {
-  inflate_thread_t *h;
-} inflate_handle_t;
+static void end_inflate(void *h) { inflate_thread_end(h); }
 
-static void handle_finalize(napi_env env, void *data, void *hint) {
-  (void)env;
-  (void)hint;
-  inflate_handle_t *ih = data;
-  if (ih->h) inflate_thread_end(ih->h);
-  free(ih);
-}
-
-static inflate_handle_t *get_handle(napi_env env, napi_value v) {
-  void *data = NULL;
-  if (napi_get_value_external(env, v, &data) != napi_ok || !data) return NULL;
-  inflate_handle_t *ih = data;
-  return ih->h ? ih : NULL;
-}
-
-/* inflateThreadStart(chunkSize, slots): External, or undefined where there is no zlib. */
+/* inflateThreadStart(chunkSize, slots): a handle, or undefined where there is no zlib. */
 static napi_value js_start(napi_env env, napi_callback_info info) {
-  napi_value argv[2], result;
+  napi_value argv[2];
   double size, slots;
   if (!get_args(env, info, 2, argv) || napi_get_value_double(env, argv[0], &size) != napi_ok ||
       napi_get_value_double(env, argv[1], &slots) != napi_ok || size < 1 || slots < 1)
     return throw_type(env, "inflateThreadStart(chunkSize, slots)");
-  inflate_thread_t *h = inflate_thread_start((size_t)size, (unsigned)slots);
-  inflate_handle_t *ih = h ? malloc(sizeof *ih) : NULL;
-  if (!ih) {
-    if (h) inflate_thread_end(h);
-    napi_get_undefined(env, &result);
-    return result;
-  }
-  ih->h = h;
-  napi_create_external(env, ih, handle_finalize, NULL, &result);
-  return result;
+  return wrap_handle(env, inflate_thread_start((size_t)size, (unsigned)slots), end_inflate);
 }
 
 /* inflateThreadPush(handle, chunk): its sequence number, 0 when the queue is full. */
@@ -50,21 +23,21 @@ static napi_value js_push(napi_env env, napi_callback_info info) {
   napi_value argv[2], result;
   void *data;
   size_t len;
-  inflate_handle_t *ih;
-  if (!get_args(env, info, 2, argv) || !(ih = get_handle(env, argv[0])) ||
+  inflate_thread_t *h;
+  if (!get_args(env, info, 2, argv) || !(h = handle_object(env, argv[0])) ||
       !get_bytes(env, argv[1], &data, &len))
     return throw_type(env, "inflateThreadPush(handle, chunk: Uint8Array)");
-  napi_create_double(env, (double)inflate_thread_push(ih->h, data, len), &result);
+  napi_create_double(env, (double)inflate_thread_push(h, data, len), &result);
   return result;
 }
 
 /* inflateThreadEndInput(handle). */
 static napi_value js_end_input(napi_env env, napi_callback_info info) {
   napi_value argv[1];
-  inflate_handle_t *ih;
-  if (!get_args(env, info, 1, argv) || !(ih = get_handle(env, argv[0])))
+  inflate_thread_t *h;
+  if (!get_args(env, info, 1, argv) || !(h = handle_object(env, argv[0])))
     return throw_type(env, "inflateThreadEndInput(handle)");
-  inflate_thread_end_input(ih->h);
+  inflate_thread_end_input(h);
   return NULL;
 }
 
@@ -75,9 +48,9 @@ static napi_value js_end_input(napi_env env, napi_callback_info info) {
  */
 static napi_value js_take(napi_env env, napi_callback_info info) {
   napi_value argv[3], result;
-  inflate_handle_t *ih;
+  inflate_thread_t *h;
   bool is_ta = false, wait = false;
-  if (!get_args(env, info, 3, argv) || !(ih = get_handle(env, argv[0])) ||
+  if (!get_args(env, info, 3, argv) || !(h = handle_object(env, argv[0])) ||
       napi_is_typedarray(env, argv[1], &is_ta) != napi_ok || !is_ta ||
       napi_get_value_bool(env, argv[2], &wait) != napi_ok)
     return throw_type(env, "inflateThreadTake(handle, consumed: Float64Array, wait: boolean)");
@@ -91,19 +64,19 @@ static napi_value js_take(napi_env env, napi_callback_info info) {
   const unsigned char *chunk = NULL;
   size_t len = 0;
   uint64_t consumed = 0;
-  int status = inflate_thread_take(ih->h, wait, &chunk, &len, &consumed);
+  int status = inflate_thread_take(h, wait, &chunk, &len, &consumed);
   ((double *)out)[0] = (double)consumed;
   if (status == INFLATE_CHUNK) {
     /* A copy in memory the garbage collector accounts for (an external buffer would not weigh
      * on it: a 1 GiB bomb then peaked past 200 MB); the slot goes back to the thread. */
     void *copy;
     napi_status s = napi_create_buffer_copy(env, len, chunk, &copy, &result);
-    inflate_thread_release(ih->h);
+    inflate_thread_release(h);
     if (s != napi_ok) return throw_errno(env, ENOMEM, "inflate", NULL);
     return result;
   }
   if (status == INFLATE_ERROR) {
-    napi_create_string_utf8(env, inflate_thread_message(ih->h), NAPI_AUTO_LENGTH, &result);
+    napi_create_string_utf8(env, inflate_thread_message(h), NAPI_AUTO_LENGTH, &result);
     return result;
   }
   napi_create_int32(env, status == INFLATE_NEED_INPUT ? 1 : status == INFLATE_END ? 2 : 3, &result);
@@ -113,11 +86,10 @@ static napi_value js_take(napi_env env, napi_callback_info info) {
 /* inflateThreadEnd(handle): stops the thread; the handle is dead afterwards. */
 static napi_value js_end(napi_env env, napi_callback_info info) {
   napi_value argv[1];
-  inflate_handle_t *ih;
-  if (!get_args(env, info, 1, argv) || !(ih = get_handle(env, argv[0])))
+  inflate_thread_t *h;
+  if (!get_args(env, info, 1, argv) || !(h = take_handle(env, argv[0])))
     return throw_type(env, "inflateThreadEnd(handle)");
-  inflate_thread_end(ih->h);
-  ih->h = NULL;
+  inflate_thread_end(h);
   return NULL;
 }
 

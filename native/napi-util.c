@@ -1,5 +1,6 @@
 /* Helpers shared by the addon's bindings (see napi-util.h). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "napi-util.h"
@@ -68,4 +69,51 @@ napi_value queue_promise_work(napi_env env, const char *name,
   napi_create_async_work(env, NULL, resource, execute, complete, data, work);
   napi_queue_async_work(env, *work);
   return promise;
+}
+
+typedef struct {
+  void *obj;
+  void (*end)(void *);
+} handle_t;
+
+static void handle_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  handle_t *h = data;
+  if (h->obj) h->end(h->obj);
+  free(h);
+}
+
+napi_value wrap_handle(napi_env env, void *obj, void (*end)(void *)) {
+  napi_value result;
+  handle_t *h = obj ? malloc(sizeof *h) : NULL;
+  if (!h) {
+    if (obj) end(obj);
+    napi_get_undefined(env, &result);
+    return result;
+  }
+  h->obj = obj;
+  h->end = end;
+  napi_create_external(env, h, handle_finalize, NULL, &result);
+  return result;
+}
+
+static handle_t *get_handle(napi_env env, napi_value v) {
+  void *data = NULL;
+  napi_valuetype type;
+  if (napi_typeof(env, v, &type) != napi_ok || type != napi_external) return NULL;
+  if (napi_get_value_external(env, v, &data) != napi_ok || !data) return NULL;
+  return data;
+}
+
+void *handle_object(napi_env env, napi_value v) {
+  handle_t *h = get_handle(env, v);
+  return h ? h->obj : NULL;
+}
+
+void *take_handle(napi_env env, napi_value v) {
+  handle_t *h = get_handle(env, v);
+  void *obj = h ? h->obj : NULL;
+  if (h) h->obj = NULL;
+  return obj;
 }

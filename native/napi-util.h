@@ -24,4 +24,14 @@ napi_value queue_promise_work(napi_env env, const char *name,
                               napi_async_complete_callback complete, void *data,
                               napi_async_work *work, napi_deferred *deferred);
 
+/*
+ * A native object (a thread of ours) behind an External: `end` runs when the External is
+ * collected, unless the object was taken from it before. undefined when `obj` is NULL.
+ */
+napi_value wrap_handle(napi_env env, void *obj, void (*end)(void *));
+/* The object behind a handle; NULL for anything else, or once taken. */
+void *handle_object(napi_env env, napi_value v);
+/* The object, which the handle no longer ends: the caller does. NULL as handle_object. */
+void *take_handle(napi_env env, napi_value v);
+
 #endif

@@ -96,13 +96,18 @@ class GunzipThread extends Duplex {
     }
     this.#pumping = true
     try {
-      do {
-        this.#again = false
-        this.#pumpLoop()
-      } while (this.#again)
+      do this.#pumpLoop()
+      while (this.#askedAgain())
     } finally {
       this.#pumping = false
     }
+  }
+
+  /** Whether a pump was asked for during the round (the request is cleared). */
+  #askedAgain(): boolean {
+    const again = this.#again
+    this.#again = false
+    return again
   }
 
   #pumpLoop(): void {

@@ -42,7 +42,7 @@ die() {
 }
 has() { [[ " $1 " == *" $2 "* ]]; }
 [ "$(id -u)" = 0 ] || die "run as root (mounts)"
-[ -f "$DIST/cli/main.js" ] || die "$DIST/cli/main.js not found; build first"
+[ -f "$DIST/cli/layerstore.mjs" ] || die "$DIST/cli/layerstore.mjs not found; build first"
 for c in $CASES; do
   [ -f "$DATA/images/$c.ids.json" ] || die "$DATA/images/$c.ids.json not found (mkdata.sh)"
 done
@@ -52,7 +52,7 @@ umount_under "$OUT"
 rm -rf "$OUT"
 mkdir -p "$OUT/logs"
 copy_build "$DIST"
-CLI=$OUT/layerstore/dist/cli/main.js
+CLI=$OUT/layerstore/dist/cli/layerstore.mjs
 # A build from before the image commands: the peers still run, our rows are left out.
 SKIPPED=
 if has "$TOOLS" layerstore && ! node "$CLI" image --help >/dev/null 2>&1; then

@@ -48,7 +48,7 @@ die() {
 }
 has_part() { [[ " $PARTS " == *" $1 "* ]]; }
 [ "$(id -u)" = 0 ] || die "run as root (mounts)"
-[ -f "$DIST/cli/main.js" ] || die "$DIST/cli/main.js not found; build first"
+[ -f "$DIST/cli/layerstore.mjs" ] || die "$DIST/cli/layerstore.mjs not found; build first"
 if has_part register; then
   for c in $CASES; do [ -f "$DATA/$c.tar" ] || die "$DATA/$c.tar not found"; done
   if ! command -v "$DOCKERD" >/dev/null || [ ! -x "$DK" ]; then
@@ -64,7 +64,7 @@ umount_under "$OUT"
 rm -rf "$OUT"
 mkdir -p "$OUT/logs"
 copy_build "$DIST"
-CLI=$OUT/layerstore/dist/cli/main.js
+CLI=$OUT/layerstore/dist/cli/layerstore.mjs
 results_files
 check_fs "$WORK"
 unset LAYERSTORE_OVERLAY2_NAIVE LAYERSTORE_ROOT LAYERSTORE_DRIVER

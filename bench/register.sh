@@ -16,15 +16,15 @@ bench_args "$@"
 CASES=${CASES:-rootfs smallfiles}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 DIST=${LAYERSTORE_DIST:-$REPO/dist}
-[ -f "$DIST/cli/main.js" ] || {
-  echo "register.sh: $DIST/cli/main.js not found; build first" >&2
+[ -f "$DIST/cli/layerstore.mjs" ] || {
+  echo "register.sh: $DIST/cli/layerstore.mjs not found; build first" >&2
   exit 1
 }
 OUT=$WORK/register-bench
 rm -rf "$OUT"
 mkdir -p "$OUT/logs"
 copy_build "$DIST"
-CLI=$OUT/layerstore/dist/cli/main.js
+CLI=$OUT/layerstore/dist/cli/layerstore.mjs
 results_files
 check_fs "$WORK"
 {

@@ -31,7 +31,7 @@ die() {
   echo "tarsplit.sh: $*" >&2
   exit 1
 }
-[ -f "$DIST/cli/main.js" ] || die "$DIST/cli/main.js not found; build first: (cd $REPO && npx tsc -p .)"
+[ -f "$DIST/cli/layerstore.mjs" ] || die "$DIST/cli/layerstore.mjs not found; build first: (cd $REPO && npm run build)"
 command -v tar-split >/dev/null || die "Go tar-split not installed (apt-get install tar-split)"
 command -v node >/dev/null || die "node not found"
 for c in $CASES; do [ -f "$DATA/$c.tar" ] || die "$DATA/$c.tar not found"; done
@@ -40,7 +40,7 @@ OUT=$WORK/tarsplit-bench
 rm -rf "$OUT"
 mkdir -p "$OUT/logs"
 copy_build "$DIST"
-CLI=$OUT/layerstore/dist/cli/main.js
+CLI=$OUT/layerstore/dist/cli/layerstore.mjs
 results_files
 
 check_fs "$WORK"
@@ -70,7 +70,7 @@ check() {
     "layerstore $DIST$(
       [ "$DIST" != "$REPO/dist" ] || echo " (repo $(git -C "$REPO" rev-parse --short HEAD)$(
         git -C "$REPO" diff --quiet HEAD -- src || echo ' + uncommitted changes in src/'))"
-    ), built $(date -u -r "$DIST/cli/main.js" +%H:%MZ)"
+    ), built $(date -u -r "$DIST/cli/layerstore.mjs" +%H:%MZ)"
   echo "- work dir: $WORK ($fstype on $fsdev, journal: $journal); runs: $RUNS"
 } >"$OUT/header.md"
 cat "$OUT/header.md" >&2

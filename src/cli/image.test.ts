@@ -15,7 +15,8 @@ import { buildDockerArchive, buildOciLayout, makeLayerTar } from '../testing/ima
 import { EXIT } from './exit-codes.js'
 import { IMAGE_HELP } from './commands/image-help.js'
 
-const MAIN = join(dirname(fileURLToPath(import.meta.url)), 'main.js')
+/** The bundled program, as users run it (scripts/bundle-cli.mjs). */
+const MAIN = join(dirname(fileURLToPath(import.meta.url)), 'layerstore.mjs')
 
 function cli(root: string) {
   const run = (args: string[], input?: Buffer) => {

@@ -16,7 +16,8 @@ import { driversUnderTest } from '../testing/drivers.js'
 import { isMountpoint } from '../drivers/overlay2/mounts.js'
 import { EXIT } from './exit-codes.js'
 
-const MAIN = join(dirname(fileURLToPath(import.meta.url)), 'main.js')
+/** The bundled program, as users run it (scripts/bundle-cli.mjs). */
+const MAIN = join(dirname(fileURLToPath(import.meta.url)), 'layerstore.mjs')
 
 /** The CLI on one root and driver, as separate processes. */
 function cli(root: string, driver = 'vfs') {

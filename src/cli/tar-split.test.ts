@@ -9,7 +9,8 @@ import { scratch } from '../testing/corpus.js'
 import { END, fileEntry, headerBlock } from '../testing/make-tar.js'
 import { EXIT } from './exit-codes.js'
 
-const MAIN = join(dirname(fileURLToPath(import.meta.url)), 'main.js')
+/** The bundled program, as users run it (scripts/bundle-cli.mjs). */
+const MAIN = join(dirname(fileURLToPath(import.meta.url)), 'layerstore.mjs')
 const cli = (args: string[], input?: Buffer) =>
   spawnSync(process.execPath, [MAIN, ...args], {
     input: input ?? Buffer.alloc(0),

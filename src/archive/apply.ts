@@ -9,9 +9,10 @@
  * never followed (files are opened O_NOFOLLOW|O_EXCL after any old entry is removed; links,
  * times, owners and xattrs use the l-variants). Hard-link targets resolve inside the target.
  *
- * Speed: every file system call is synchronous (a page-cache syscall costs microseconds, a
- * thread-pool round trip far more) and a new file costs open, write, fchown, futimens, close
- * (fchmod only when the umask or special bits ask for it). The applier is driven entry by
+ * Speed: file system calls are synchronous (a page-cache syscall costs microseconds, a
+ * thread-pool round trip far more), except that files of up to 1 MiB are created whole on the
+ * thread pool, in batches ({@link SmallFiles}); a new file costs open, write, fchown, futimens,
+ * close (fchmod only when the umask or special bits ask for it). The applier is driven entry by
  * entry ({@link Applier.entry}), so a caller that also splits the tar (tar-split) or hashes it
  * reads the stream once.
  */

@@ -3,8 +3,9 @@
  * `archive.DecompressStream`): gzip, bzip2, xz and zstd are recognised from their first bytes;
  * anything else passes through unchanged.
  *
- * gzip runs on the addon's own thread (./gunzip-thread.ts; node:zlib where the addon cannot). xz, bzip2 and zstd run the system program (`xz -d -c -q`, as Docker
- * does for xz) with pipes on both ends. Backpressure holds end to end: a slow consumer stops
+ * gzip runs on the addon's own thread (./gunzip-thread.ts; node:zlib where the addon cannot).
+ * xz, bzip2 and zstd run the system program (`xz -d -c -q`, as Docker does for xz) with pipes
+ * on both ends. Backpressure holds end to end: a slow consumer stops
  * the program, which stops reading our input, so memory stays flat whatever the stream
  * expands to.
  *
@@ -67,6 +68,8 @@ const PROGRAMS = {
 const CHUNK_SIZE = 256 * 1024
 /** What our stream buffers ahead of its reader, so that zlib keeps working meanwhile. */
 const AHEAD = 4 * CHUNK_SIZE
+/** What the gunzip thread may inflate ahead of our stream (its own slots). */
+const THREAD_AHEAD = 4 << 20
 /** Program stderr kept for the error message; the rest is read and dropped. */
 const MAX_STDERR = 4096
 
@@ -130,7 +133,7 @@ export async function decompress(
   return { compression, stream }
 }
 
-/** What turns compressed bytes into plain ones: a stream (zlib, our gunzip thread), or a program. */
+/** What turns compressed bytes into plain ones: a stream (our gunzip thread, zlib) or a program. */
 type Engine =
   | { readonly type: 'transform'; readonly transform: Duplex }
   | { readonly type: 'program'; readonly child: ChildProcessWithoutNullStreams }
@@ -142,7 +145,7 @@ async function startEngine(compression: Compression): Promise<Engine> {
     case 'gzip': {
       // Concatenated members are decoded one after the other, as Go's multistream reader does.
       const transform =
-        gunzipThread({ chunkSize: CHUNK_SIZE, ahead: 4 << 20 }) ??
+        gunzipThread({ chunkSize: CHUNK_SIZE, ahead: THREAD_AHEAD }) ??
         createGunzip({ chunkSize: CHUNK_SIZE })
       return { type: 'transform', transform }
     }

@@ -12,7 +12,14 @@
  *
  * Comparing: `changes(new, old)` walks two whole trees; `overlayChanges(upper, lowers)` gives
  * the same list for an overlayfs upper directory from that directory alone.
+ *
+ * Applying: `apply(tar, dir)` reads the tar itself; an `Applier` takes entries one at a time
+ * (an {@link EntryTarget}) from a caller that reads it, as the layer store does to split, hash
+ * and apply in one pass. Small files are created on the thread pool (small-files.ts).
+ * Decompressing: `decompress(source)` by magic number (gzip on a thread of the addon's,
+ * gunzip-thread.ts; xz, bzip2 and zstd through their programs).
  */
+
 export type WhiteoutFormat = 'aufs' | 'overlay'
 
 /** A container uid/gid range mapped to host ids (Docker's idtools.IDMap). */

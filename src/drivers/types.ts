@@ -3,7 +3,8 @@
  * layer is mounted. The layer store knows layers only by driver id ("cache id" for image
  * layers, "mount id" for read-write layers) and never touches driver directories itself.
  *
- * Lifecycle of an image layer: `create(id, parent)` → `applyDiff(id, parent, tar)` → (read:
+ * Lifecycle of an image layer: `create(id, parent)` → `applyDiff(id, parent, tar)`, or
+ * `applier(id, parent)` fed entry by entry then finished (layer-applier.ts) → (read:
  * `get`/`put`, `diffGetter`) → `remove(id)`. Of a read-write layer: `createReadWrite(id,
  * parent)` → `get` (mount; counted) … `put` (unmount) → `diff`/`changes` → `remove`.
  *

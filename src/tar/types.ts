@@ -1,5 +1,6 @@
 /**
- * The tar contract: what a parsed header looks like and how entries are iterated.
+ * The tar contract: what a parsed header looks like and how entries are iterated; what takes
+ * entries from a caller that reads them (entry-target.ts).
  *
  * The reader accepts exactly what Go's `archive/tar` accepts (Docker parses every layer with
  * it, so acceptance decides whether an image can be pulled): V7, USTAR, PAX (with global

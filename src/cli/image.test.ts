@@ -8,15 +8,14 @@ import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { scratch } from '../testing/corpus.js'
 import { buildDockerArchive, buildOciLayout, makeLayerTar } from '../testing/image-archive.js'
 import { EXIT } from './exit-codes.js'
 import { IMAGE_HELP } from './commands/image-help.js'
+import { CLI_PROGRAM } from '../testing/cli-program.js'
 
-/** The bundled program, as users run it (scripts/bundle-cli.mjs). */
-const MAIN = join(dirname(fileURLToPath(import.meta.url)), 'layerstore.mjs')
+const MAIN = CLI_PROGRAM
 
 function cli(root: string) {
   const run = (args: string[], input?: Buffer) => {

@@ -8,16 +8,15 @@ import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { gunzipSync } from 'node:zlib'
 import { corpusDir, hasCorpus, scratch } from '../testing/corpus.js'
 import { driversUnderTest } from '../testing/drivers.js'
 import { isMountpoint } from '../drivers/overlay2/mounts.js'
 import { EXIT } from './exit-codes.js'
+import { CLI_PROGRAM } from '../testing/cli-program.js'
 
-/** The bundled program, as users run it (scripts/bundle-cli.mjs). */
-const MAIN = join(dirname(fileURLToPath(import.meta.url)), 'layerstore.mjs')
+const MAIN = CLI_PROGRAM
 
 /** The CLI on one root and driver, as separate processes. */
 function cli(root: string, driver = 'vfs') {

@@ -2,15 +2,14 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { gunzipSync } from 'node:zlib'
 import { scratch } from '../testing/corpus.js'
 import { END, fileEntry, headerBlock } from '../testing/make-tar.js'
 import { EXIT } from './exit-codes.js'
+import { CLI_PROGRAM } from '../testing/cli-program.js'
 
-/** The bundled program, as users run it (scripts/bundle-cli.mjs). */
-const MAIN = join(dirname(fileURLToPath(import.meta.url)), 'layerstore.mjs')
+const MAIN = CLI_PROGRAM
 const cli = (args: string[], input?: Buffer) =>
   spawnSync(process.execPath, [MAIN, ...args], {
     input: input ?? Buffer.alloc(0),

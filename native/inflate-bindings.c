@@ -79,7 +79,8 @@ static napi_value js_take(napi_env env, napi_callback_info info) {
     napi_create_string_utf8(env, inflate_thread_message(h), NAPI_AUTO_LENGTH, &result);
     return result;
   }
-  napi_create_int32(env, status == INFLATE_NEED_INPUT ? 1 : status == INFLATE_END ? 2 : 3, &result);
+  int code = status == INFLATE_NEED_INPUT ? 1 : status == INFLATE_END ? 2 : 3;
+  napi_create_int32(env, code, &result);
   return result;
 }
 

@@ -107,12 +107,15 @@ export function layerProblems(log: string): string[] {
     .filter((l) =>
       /level=(error|fatal)|failed to load (layer|mount)|layer.*(invalid|corrupt)/i.test(l),
     )
-    .filter((l) => !SHUTDOWN_NOISE.test(l))
+    .filter((l) => !CONTAINERD_NOISE.test(l))
 }
 
-/** What dockerd logs as an error when its containerd connection closes as it stops. */
-const SHUTDOWN_NOISE =
-  /module=libcontainerd .*transport is closing|Failed to get event.*transport is closing/
+/**
+ * What dockerd logs about supervising its own containerd (module=libcontainerd): the connection
+ * closing as it stops, and on a loaded machine a containerd that is slow to listen, killed and
+ * restarted. None of it concerns layers.
+ */
+const CONTAINERD_NOISE = /module=libcontainerd|Failed to get event.*transport is closing/
 
 const MTIME = 1_700_000_000
 

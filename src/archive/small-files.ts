@@ -9,11 +9,15 @@ import { sys } from '../internal/sys.js'
 
 /** Files up to this size (and without xattrs) are created here. */
 export const SMALL_FILE = 1 << 20
-const MAX_INFLIGHT_FILES = 128
-const MAX_INFLIGHT_BYTES = 16 << 20
-/** Files go to the thread pool this many at a time (one job and promise cost ~15 µs). */
-const BATCH_FILES = 16
-const BATCH_BYTES = 1 << 20
+const MAX_INFLIGHT_FILES = 256
+const MAX_INFLIGHT_BYTES = 32 << 20
+/**
+ * Files go to the thread pool this many at a time. A job and its promise cost ~15 µs of the
+ * main thread, and waking a pool thread often costs the main thread its core for a while: on
+ * 2 cores, 32 a job rather than 16 took the 46k-entry node_modules register 2.94 -> 2.68 s.
+ */
+const BATCH_FILES = 32
+const BATCH_BYTES = 2 << 20
 
 /** One file for sys.createFiles. */
 export interface SmallFile {

@@ -323,6 +323,68 @@ test(
   },
 )
 
+test(
+  'a directory gets exactly the mode and owner its header names, whatever its parent and the umask pass on',
+  { skip: !isRoot && 'chown needs root' },
+  async () => {
+    const { dir, remove } = await scratch()
+    const d = (name: string, mode: number, gid = 0): TarWriteEntry => ({
+      header: { name, typeflag: TYPE.DIR, mode, gid },
+    })
+    try {
+      await apply(
+        writeTar([
+          d('g/', 0o2775, 1234),
+          d('g/plain/', 0o755), // would inherit setgid and group 1234
+          d('g/same-group/', 0o750, 1234), // would inherit setgid: group already right
+          d('g/kept/', 0o2700, 1234),
+          d('open/', 0o777), // the umask would take group and other write
+          d('open/sticky/', 0o1777),
+          { header: { name: 'g/plain/f', mode: 0o644, gid: 0 }, body: Buffer.from('f') },
+          { header: { name: 'g/kept/f', mode: 0o644, gid: 1234 }, body: Buffer.from('f') },
+        ]),
+        dir,
+      )
+      const stat = (name: string): [string, number] => {
+        const st = statSync(join(dir, name))
+        return [(st.mode & 0o7777).toString(8), st.gid]
+      }
+      assert.deepEqual(stat('g'), ['2775', 1234])
+      assert.deepEqual(stat('g/plain'), ['755', 0])
+      assert.deepEqual(stat('g/same-group'), ['750', 1234])
+      assert.deepEqual(stat('g/kept'), ['2700', 1234])
+      assert.deepEqual(stat('open'), ['777', 0])
+      assert.deepEqual(stat('open/sticky'), ['1777', 0])
+      assert.deepEqual(stat('g/plain/f'), ['644', 0])
+      assert.deepEqual(stat('g/kept/f'), ['644', 1234])
+    } finally {
+      await remove()
+    }
+  },
+)
+
+test('an entry named as a directory its predecessors implied replaces or updates it, as in Docker', async () => {
+  for (const [second, mode] of [
+    [{ header: { name: 'a/b/', typeflag: TYPE.DIR, mode: 0o700 } }, 0o40700],
+    [{ header: { name: 'a/b', mode: 0o600 }, body: Buffer.from('x') }, 0o100600],
+  ] as const) {
+    const { dir, remove } = await scratch()
+    try {
+      await apply(
+        writeTar([
+          { header: { name: 'a/', typeflag: TYPE.DIR, mode: 0o755 } },
+          { header: { name: 'a/b/c', mode: 0o644 }, body: Buffer.from('c') }, // implies a/b/
+          second,
+        ]),
+        dir,
+      )
+      assert.equal(lstatSync(join(dir, 'a/b')).mode, mode, second.header.name)
+    } finally {
+      await remove()
+    }
+  }
+})
+
 test('files created in the background keep the archive order', async (t) => {
   const files = (prefix: string, n: number): TarWriteEntry[] =>
     Array.from({ length: n }, (_, i) => ({

@@ -49,6 +49,7 @@ import { sys, S_IFBLK, S_IFCHR, S_IFIFO } from '../internal/sys.js'
 import { ArchiveError, ArchiveIoError } from './errors.js'
 import {
   LayerRoot,
+  dirGroup,
   ResolveError,
   lstatOrUndefined,
   OPAQUE_XATTR,
@@ -116,6 +117,7 @@ export class Applier implements EntryTarget {
       // A file of that name may still be on its way: its creation decides what happens.
       if (this.#files.pending(key) !== undefined) throw NEED_DRAIN
       this.#makeImpliedDir(host, copyOf)
+      this.#unpacked.add(key) // it exists now: a later entry of that name must replace it
     })
     this.#umask = currentUmask()
   }
@@ -205,7 +207,7 @@ export class Applier implements EntryTarget {
     const pending = this.#files.pending(key)
     if (pending !== undefined) return pending // the same name again: keep the archive's order
     if (flag === TYPE.DIR || flag === TYPE.GNU_DUMPDIR) {
-      this.#directory(header, parent, name, host)
+      this.#directory(header, parent, name, host, key)
     } else if (isRegular(flag)) {
       const small =
         header.size <= SMALL_FILE && header.xattrs === undefined && header.sparse === undefined
@@ -234,25 +236,39 @@ export class Applier implements EntryTarget {
 
   // ---- entry kinds ------------------------------------------------------------------------
 
-  #directory(header: TarHeader, parent: ResolvedDir, name: Name, host: Buffer): void {
-    const existing = lstatOrUndefined(host)
-    let opaque = false
-    if (existing !== undefined && !existing.isDirectory()) {
-      // In overlay form a 0/0 device is this layer's whiteout: the new directory must hide
-      // the lower one it deleted.
-      opaque = this.#overlay && isWhiteoutDevice(existing)
-      this.#remove(host, existing)
-    }
-    const created = existing === undefined || !existing.isDirectory()
-    if (created) mkdirSync(host, { mode: header.mode & 0o777 })
-    if (opaque) sys.lsetxattr(host, OPAQUE_XATTR, Buffer.from('y'))
-    this.#owner(header, host)
-    this.#xattrs(header, host)
-    chmodSync(host, header.mode & 0o7777) // always: mkdir inherits setgid from its parent
+  #directory(header: TarHeader, parent: ResolvedDir, name: Name, host: Buffer, key: string): void {
+    // In a directory this apply made, only names it created exist.
+    const mayExist = !parent.fresh || this.#unpacked.has(key)
+    const existing = mayExist ? lstatOrUndefined(host) : undefined
+    const mode = header.mode & 0o7777
     this.#dirTimes.push({ name: name.full, ...times(header) })
-    this.#unpacked.add(parent.key === '' ? name.base : `${parent.key}/${name.base}`)
-    if (created) this.#root.remember(parent, Buffer.from(name.base, 'latin1'), host)
-    else this.#root.invalidate() // its lowers may have changed with the metadata (opaque)
+    this.#unpacked.add(key)
+    if (existing?.isDirectory() === true) {
+      this.#owner(header, host)
+      this.#xattrs(header, host)
+      chmodSync(host, mode)
+      this.#root.invalidate() // its lowers may have changed with the metadata (opaque)
+      return
+    }
+    // In overlay form a 0/0 device is this layer's whiteout: the new directory must hide the
+    // lower one it deleted.
+    const opaque = existing !== undefined && this.#overlay && isWhiteoutDevice(existing)
+    if (existing !== undefined) this.#remove(host, existing)
+    mkdirSync(host, { mode: mode & 0o777 })
+    if (opaque) sys.lsetxattr(host, OPAQUE_XATTR, Buffer.from('y'))
+    // A new directory has the process's uid and its parent's new-file group: as root, most
+    // need no chown.
+    let gid = parent.newFileGid
+    if (this.#options.noLchown !== true) {
+      const uid = this.#id(header.uid, 'uids', header.name)
+      const want = this.#id(header.gid, 'gids', header.name)
+      if (uid !== EUID || want !== gid) lchownSync(host, uid, want)
+      gid = want
+    }
+    this.#xattrs(header, host)
+    // mkdir applied the umask and inherited setgid from a setgid parent.
+    if (mode !== (mode & 0o777 & ~this.#umask) || parent.setgid) chmodSync(host, mode)
+    this.#root.remember(parent, Buffer.from(name.base, 'latin1'), host, dirGroup(mode, gid))
   }
 
   #regular(header: TarHeader, host: Buffer, parent: ResolvedDir | undefined): FileSink {

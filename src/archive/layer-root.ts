@@ -32,6 +32,8 @@ export interface ResolvedDir {
   readonly lowers: readonly Buffer[]
   /** The group a file created in it gets: its own with setgid, else the process's. */
   readonly newFileGid: number
+  /** It has the setgid bit, which a directory created in it inherits. */
+  readonly setgid: boolean
   /** Made by this apply: it holds only what the applier created in it since. */
   readonly fresh: boolean
 }
@@ -39,8 +41,14 @@ export interface ResolvedDir {
 const EGID = process.getegid?.() ?? 0
 const S_ISGID = 0o2000
 
-function newFileGid(st: Stats): number {
-  return (st.mode & S_ISGID) !== 0 ? st.gid : EGID
+/** What a directory passes on to what is created in it, from its mode and group. */
+export function dirGroup(mode: number, gid: number): { newFileGid: number; setgid: boolean } {
+  const setgid = (mode & S_ISGID) !== 0
+  return { newFileGid: setgid ? gid : EGID, setgid }
+}
+
+function statGroup(st: Stats): { newFileGid: number; setgid: boolean } {
+  return dirGroup(st.mode, st.gid)
 }
 
 /** Why a name cannot be resolved; the applier turns it into a coded error naming the entry. */
@@ -104,7 +112,7 @@ export class LayerRoot {
       host: target,
       key: '',
       lowers: visible,
-      newFileGid: newFileGid(lstatSync(target)),
+      ...statGroup(lstatSync(target)),
       fresh: false,
     }
   }
@@ -120,17 +128,19 @@ export class LayerRoot {
     this.invalidate()
   }
 
-  /** Remembers a directory the applier just created, so children skip lookups. */
-  remember(parent: ResolvedDir, name: Buffer, host: Buffer): void {
+  /**
+   * Remembers a directory the applier just created, so children skip lookups. `group` is what
+   * the applier made of its mode and group (see dirGroup): it knows, no stat needed.
+   */
+  remember(
+    parent: ResolvedDir,
+    name: Buffer,
+    host: Buffer,
+    group: { newFileGid: number; setgid: boolean },
+  ): void {
     const key = childKey(parent.key, name)
     const lowers = this.#childLowers(parent, name, host)
-    this.#cache.set(key, {
-      host,
-      key,
-      lowers,
-      newFileGid: newFileGid(lstatSync(host)),
-      fresh: true,
-    })
+    this.#cache.set(key, { host, key, lowers, ...group, fresh: true })
   }
 
   /**
@@ -227,7 +237,7 @@ export class LayerRoot {
         this.#makeDir(host, key, copyOf)
         if (opaque) sys.lsetxattr(host, OPAQUE_XATTR, Buffer.from('y'))
         const lowers = opaque ? [] : this.#childLowers(dir, comp, host)
-        const made = { host, key, lowers, newFileGid: newFileGid(lstatSync(host)), fresh: true }
+        const made = { host, key, lowers, ...statGroup(lstatSync(host)), fresh: true }
         this.#cache.set(key, made)
         path.push(made)
         continue
@@ -241,7 +251,7 @@ export class LayerRoot {
       }
       if (!st.isDirectory()) throw new ResolveError('ENOTDIR', `not a directory: "${key}"`)
       const lowers = this.#childLowers(dir, comp, host)
-      const found = { host, key, lowers, newFileGid: newFileGid(st), fresh: false }
+      const found = { host, key, lowers, ...statGroup(st), fresh: false }
       this.#cache.set(key, found)
       path.push(found)
     }

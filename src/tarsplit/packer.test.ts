@@ -63,6 +63,12 @@ test('pack then unpack gives the entries back, positions assigned in order', asy
     { type: 1, name: Buffer.from('a'), size: 3, crc: Buffer.alloc(8, 7), position: 0 },
     { type: 1, name: Buffer.from([0xff, 0x2f, 0x62]), size: 0, position: 0 },
     { type: 2, payload: Buffer.alloc(1024), position: 0 },
+    // Lines longer than the packer's buffer, multi-byte text, and many lines across flushes.
+    { type: 1, name: Buffer.from('é'.repeat(40_000)), size: 1, position: 0 },
+    { type: 2, payload: Buffer.alloc(200_000, 3), position: 0 },
+    ...Array.from({ length: 3000 }, (_, i): TarSplitEntry => {
+      return { type: 1, name: Buffer.from(`dir/ü-${i}`), size: i, position: 0 }
+    }),
   ]
   const gz = await pack(entries)
   const back = (await collect(unpack([gz]))) as TarSplitEntry[]

@@ -11,6 +11,7 @@ import { DuplicatePathError } from './errors.js'
 import { isFileEntry, type EntrySink, type TarSplitEntry } from './entry.js'
 
 const HEX = '0123456789abcdef'
+const PENDING_SIZE = 1 << 16
 const UTF8 = new TextDecoder('utf-8', { fatal: true })
 
 /** Go's encoding/json string encoding (HTML-safe, as json.Encoder does by default). */
@@ -80,7 +81,9 @@ export class JsonPacker implements EntrySink {
   readonly #gzip
   readonly #seen = new SeenPaths()
   #position = 0
-  #pending = ''
+  /** JSON lines not yet compressed, written as bytes: no long string to flatten and encode. */
+  #pending = Buffer.allocUnsafe(PENDING_SIZE)
+  #used = 0
   #done: Promise<void>
 
   constructor(sink: Writable, options: PackerOptions = {}) {
@@ -109,14 +112,23 @@ export class JsonPacker implements EntrySink {
       throw new DuplicatePathError(entry.name.toString('utf8'))
     }
     entry.position = this.#position++
-    this.#pending += encodeEntry(entry)
-    if (this.#pending.length >= 1 << 16) await this.#flush()
+    const line = encodeEntry(entry)
+    // A UTF-16 unit takes at most 3 bytes in UTF-8.
+    if (this.#used + line.length * 3 > this.#pending.length) {
+      await this.#flush()
+      if (line.length * 3 > this.#pending.length)
+        this.#pending = Buffer.allocUnsafe(line.length * 3)
+    }
+    this.#used += this.#pending.write(line, this.#used)
   }
 
   async #flush(): Promise<void> {
-    const text = this.#pending
-    this.#pending = ''
-    if (!this.#gzip.write(text)) {
+    if (this.#used === 0) return
+    const bytes = this.#pending.subarray(0, this.#used)
+    // gzip holds on to what it is given until compressed: the next lines go to new memory.
+    this.#pending = Buffer.allocUnsafe(PENDING_SIZE)
+    this.#used = 0
+    if (!this.#gzip.write(bytes)) {
       await new Promise<void>((resolve, reject) => {
         const onError = (err: Error): void => {
           this.#gzip.off('drain', onDrain)

@@ -7,6 +7,7 @@
         "native/napi-util.c",
         "native/checksum-bindings.c",
         "native/crc64.c",
+        "native/dir-size.c",
         "native/sha256-thread.c",
         "native/inflate-bindings.c",
         "native/inflate-thread.c"

@@ -25,6 +25,7 @@
 #include <node_api.h>
 
 #include "checksum-bindings.h"
+#include "dir-size.h"
 #include "inflate-bindings.h"
 #include "napi-util.h"
 
@@ -666,6 +667,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   define_checksum_bindings(env, exports);
   define_inflate_bindings(env, exports);
+  define_dir_size_bindings(env, exports);
   return exports;
 }
 

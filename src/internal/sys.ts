@@ -45,6 +45,12 @@ export interface Sys {
   /** syncfs(2) on a thread-pool thread; keep `fd` open until it settles. */
   syncfsAsync(fd: number): Promise<void>
   /**
+   * On a thread-pool thread: the bytes the non-directory nodes under `dir` take by lstat size
+   * (symlinks their target's length), an inode with several links once, entries that vanish
+   * meanwhile skipped. Rejects with an fs-style error (syscall scandir or lstat).
+   */
+  directorySize(dir: Buffer): Promise<number>
+  /**
    * Creates new files on a thread of libuv's pool, a batch per job (one N-API job and its
    * promise cost ~15 µs of main-thread time): open(O_CREAT|O_EXCL|O_NOFOLLOW) with
    * `mode & 0o777`, the chunks written in order, fchown (unless uid < 0), fchmod to

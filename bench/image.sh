@@ -55,7 +55,7 @@ copy_build "$DIST"
 CLI=$OUT/layerstore/dist/cli/layerstore.mjs
 # A build from before the image commands: the peers still run, our rows are left out.
 SKIPPED=
-if has "$TOOLS" layerstore && ! node "$CLI" image --help >/dev/null 2>&1; then
+if has "$TOOLS" layerstore && ! "$CLI" image --help >/dev/null 2>&1; then
   SKIPPED="layerstore rows skipped: this build has no \`image\` command ($DIST)"
   echo "image.sh: $SKIPPED" >&2
   TOOLS=" $TOOLS "
@@ -67,7 +67,7 @@ unset LAYERSTORE_OVERLAY2_NAIVE LAYERSTORE_ROOT LAYERSTORE_DRIVER
 ls_() {
   local root=$1
   shift
-  node "$CLI" --root "$root" --driver overlay2 --quiet "$@"
+  "$CLI" --root "$root" --driver overlay2 --quiet "$@"
 }
 pm() {
   local root=$1
@@ -131,7 +131,7 @@ print(sum(os.path.getsize(p) for p in sys.argv[1:]), sum(sum(1 for _ in tarfile.
         fi
         if has "$TOOLS" layerstore; then
           warm "$A"
-          timed layerstore "$x" "$r" "$C/store" node "$CLI" --root "$C/store" --driver overlay2 --quiet image load -i "$A"
+          timed layerstore "$x" "$r" "$C/store" "$CLI" --root "$C/store" --driver overlay2 --quiet image load -i "$A"
           if [ "$r" = 1 ]; then
             got=$(ls_ "$C/store" --json image ls | python3 -c 'import json,sys; print(" ".join(i["id"] for i in json.load(sys.stdin)))')
             check "load/$x" "layerstore: image ID $want" "$([ "$got" = "$want" ] && echo yes || echo "NO ($got)")"
@@ -181,7 +181,7 @@ if has "$PARTS" save; then
     fi
     for r in $(seq 1 "$RUNS"); do
       if has "$TOOLS" layerstore; then
-        timed layerstore "$c" "$r" "$C/out.tar" node "$CLI" --root "$C/store" --driver overlay2 --quiet image save "$ref" -o "$C/out.tar"
+        timed layerstore "$c" "$r" "$C/out.tar" "$CLI" --root "$C/store" --driver overlay2 --quiet image save "$ref" -o "$C/out.tar"
         if [ "$r" = 1 ]; then
           ok=$(python3 - "$C/out.tar" "$ids" <<'PY'
 import hashlib, json, sys, tarfile

@@ -73,7 +73,7 @@ unset LAYERSTORE_OVERLAY2_NAIVE LAYERSTORE_ROOT LAYERSTORE_DRIVER
 ls_() {
   local root=$1
   shift
-  node "$CLI" --root "$root" --driver overlay2 "$@"
+  "$CLI" --root "$root" --driver overlay2 "$@"
 }
 # json_field FIELD: that field of the JSON object on stdin.
 json_field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
@@ -147,7 +147,7 @@ if has_part register; then
         sh "$T" "$C/gnu"
       rm -rf "$C/gnu"
       warm "$T"
-      timed register "$c" "$r" "$C/store" node "$CLI" --root "$C/store" --driver overlay2 layer register "$T"
+      timed register "$c" "$r" "$C/store" "$CLI" --root "$C/store" --driver overlay2 layer register "$T"
       start_dockerd "$C/docker"
       warm "$ARCH"
       TIMED_DAEMON=$DPID timed docker-load "$c" "$r" "" "$DK" load -q -i "$ARCH"
@@ -216,10 +216,10 @@ PY
   x=chain-$CHAIN_DEPTH
   for r in $(seq 1 "$RUNS"); do
     timed node-startup "$x" "$r" "" node -e 0
-    timed rw-create "$x" "$r" "" node "$CLI" --root "$S" --driver overlay2 rw create "a$r" --parent "$top"
-    timed rw-mount "$x" "$r" "" node "$CLI" --root "$S" --driver overlay2 rw mount "a$r"
-    timed rw-unmount "$x" "$r" "" node "$CLI" --root "$S" --driver overlay2 rw unmount "a$r"
-    timed rw-rm "$x" "$r" "" node "$CLI" --root "$S" --driver overlay2 rw rm "a$r"
+    timed rw-create "$x" "$r" "" "$CLI" --root "$S" --driver overlay2 rw create "a$r" --parent "$top"
+    timed rw-mount "$x" "$r" "" "$CLI" --root "$S" --driver overlay2 rw mount "a$r"
+    timed rw-unmount "$x" "$r" "" "$CLI" --root "$S" --driver overlay2 rw unmount "a$r"
+    timed rw-rm "$x" "$r" "" "$CLI" --root "$S" --driver overlay2 rw rm "a$r"
     timed rw-create+mount "$x" "$r" "" \
       sh -c 'node "$1" --root "$2" --driver overlay2 rw create "$3" --parent "$4" && node "$1" --root "$2" --driver overlay2 rw mount "$3"' \
       sh "$CLI" "$S" "b$r" "$top"
@@ -278,10 +278,10 @@ PY
     check "commit/$c" "naive: same DiffID as native ($nid)" "$([ "$vid" = "$nid" ] && echo yes || echo "NO ($vid)")"
     ls_ "$S" layer rm "$chain" >/dev/null
     for r in $(seq 1 "$RUNS"); do
-      timed commit-native "$c" "$r" "" node "$CLI" --root "$S" --driver overlay2 rw commit w
+      timed commit-native "$c" "$r" "" "$CLI" --root "$S" --driver overlay2 rw commit w
       ls_ "$S" layer rm "$chain" >/dev/null
       LAYERSTORE_OVERLAY2_NAIVE=1 timed commit-naive "$c" "$r" "" \
-        node "$CLI" --root "$S" --driver overlay2 rw commit w
+        "$CLI" --root "$S" --driver overlay2 rw commit w
       ls_ "$S" layer rm "$chain" >/dev/null
     done
     ls_ "$S" rw unmount w

@@ -47,10 +47,10 @@ for c in $CASES; do
       sh -c 'mkdir "$2" && tar --numeric-owner --xattrs --xattrs-include="*" -xpf "$1" -C "$2" && sha256sum "$1" >/dev/null' \
       sh "$T" "$C/gnu"
     warm "$T"
-    timed register "$c" "$r" "$C/store" node "$CLI" --root "$C/store" --driver vfs layer register "$T"
+    timed register "$c" "$r" "$C/store" "$CLI" --root "$C/store" --driver vfs layer register "$T"
   done
-  id=$(node "$CLI" --root "$C/store" --driver vfs layer register "$T")
-  if node "$CLI" --root "$C/store" --driver vfs layer export "$id" | cmp -s - "$T"; then
+  id=$("$CLI" --root "$C/store" --driver vfs layer register "$T")
+  if "$CLI" --root "$C/store" --driver vfs layer export "$id" | cmp -s - "$T"; then
     res=identical
   else res=DIFFERENT; fi
   printf '%s\texport\t%s\n' "$c" "$res" >>"$CHECKS"

@@ -47,7 +47,7 @@ check_fs "$WORK"
 fstype=$FSTYPE fsdev=$FSDEV journal=$JOURNAL
 
 GO=(tar-split)
-OURS=(node "$CLI" tar-split)
+OURS=("$CLI" tar-split)
 go_asm() { "${GO[@]}" asm --input "$1" --path "$2" --output "$3"; }
 ours_asm() { "${OURS[@]}" asm --input "$1" --path "$2" -o "$3"; }
 

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 npm run --silent build
 work=$(mktemp -d)
 name="demo-$$"
-ls() { node dist/cli/layerstore.mjs "$@"; }
+ls() { dist/cli/layerstore.mjs "$@"; }
 cleanup() {
   ls rw unmount "$name" >/dev/null 2>&1 || true
   ls rw rm "$name" >/dev/null 2>&1 || true

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { scratch } from '../testing/corpus.js'
 import { buildDockerArchive, buildOciLayout, makeLayerTar } from '../testing/image-archive.js'
 import { EXIT } from './exit-codes.js'
@@ -188,4 +188,14 @@ test('errors: coded, with exit statuses by kind; every command has a help page',
     assert.equal(h.out, IMAGE_HELP[sub])
     assert.match(h.out, /^NAME\n[\s\S]*SYNOPSIS\n[\s\S]*DESCRIPTION\n[\s\S]*EXIT STATUS\n/)
   }
+})
+
+test('the program runs as itself, with the heap options of its first line', () => {
+  // As the installed `bin` runs: the kernel reads the first line, env starts node with it.
+  const r = spawnSync(MAIN, ['image', '--help'], {
+    env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env['PATH'] ?? ''}` },
+  })
+  assert.equal(r.status, 0, r.stderr.toString())
+  assert.equal(r.stdout.toString(), IMAGE_HELP[''])
+  assert.match(readFileSync(MAIN, 'latin1').split('\n')[0]!, /^#!\/usr\/bin\/env -S node --/)
 })

@@ -8,6 +8,7 @@
         "native/checksum-bindings.c",
         "native/crc64.c",
         "native/dir-size.c",
+        "native/read-files.c",
         "native/sha256-thread.c",
         "native/inflate-bindings.c",
         "native/inflate-thread.c"

@@ -26,6 +26,7 @@
 
 #include "checksum-bindings.h"
 #include "dir-size.h"
+#include "read-files.h"
 #include "inflate-bindings.h"
 #include "napi-util.h"
 
@@ -668,6 +669,7 @@ static napi_value init(napi_env env, napi_value exports) {
   define_checksum_bindings(env, exports);
   define_inflate_bindings(env, exports);
   define_dir_size_bindings(env, exports);
+  define_read_files_bindings(env, exports);
   return exports;
 }
 

@@ -51,6 +51,12 @@ export interface Sys {
    */
   directorySize(dir: Buffer): Promise<number>
   /**
+   * On a thread-pool thread: reads each file (opened O_NOFOLLOW) into `dest`, at the offset
+   * and for the size `layout` gives it ((offset, size) per path). One result per path: bytes
+   * read (fewer: the file is shorter), size + 1 (it is larger), or -errno (it cannot be opened).
+   */
+  readFiles(paths: readonly Buffer[], dest: Uint8Array, layout: Float64Array): Promise<Float64Array>
+  /**
    * Creates new files on a thread of libuv's pool, a batch per job (one N-API job and its
    * promise cost ~15 µs of main-thread time): open(O_CREAT|O_EXCL|O_NOFOLLOW) with
    * `mode & 0o777`, the chunks written in order, fchown (unless uid < 0), fchmod to

@@ -17,6 +17,7 @@ import { FileIntegrityError } from './errors.js'
 import {
   isFileEntry,
   isSegmentEntry,
+  type BatchRead,
   type FileEntry,
   type FileGetter,
   type TarSplitEntry,
@@ -47,6 +48,8 @@ const NO_CRC = {
 /** Files up to this size are read whole. */
 export const SMALL_FILE = 1 << 20
 const BATCH = 2 * SMALL_FILE + 2
+/** Small files a thread-pool job reads (FileGetter.readBatch). */
+const READ_JOB = 32
 
 type Entries = AsyncIterable<TarSplitEntry | UnknownEntry> | Iterable<TarSplitEntry | UnknownEntry>
 
@@ -100,70 +103,139 @@ async function* assembleBatches(
     return out
   }
   const direct = getter.readInto?.bind(getter)
-  for await (const { entry: e, data } of readAhead(
-    entries,
-    getter,
-    direct === undefined ? options : { ...options, readAhead: 0 },
-  )) {
-    options.signal?.throwIfAborted()
-    let piece: Uint8Array | undefined
-    if (isSegmentEntry(e)) {
-      piece = e.payload
-    } else if (!isFileEntry(e) || e.size === 0) {
-      continue
-    } else if (direct !== undefined && e.size <= SMALL_FILE) {
-      if (len + e.size + 1 > batch.length) yield flush()
-      const n = await direct(e.name, e.size, batch, len)
-      if (n > e.size)
-        throw new FileIntegrityError(
-          e.name.toString('utf8'),
-          `file is larger than the ${e.size} bytes recorded`,
-        )
-      verify(e, batch.subarray(len, len + n))
-      len += n
-      continue
-    } else if (data !== undefined) {
-      piece = await data
-      verify(e, piece)
-    } else if (getter.readAt !== undefined) {
-      // A large file, read piece by piece into the batches; the batch holding its end goes
-      // out only after the CRC is checked.
-      crc.reset()
-      for (let position = 0; ;) {
-        if (len === batch.length) yield flush()
-        const n = await getter.readAt(e.name, position, batch, len, batch.length - len)
-        if (n === 0) break
-        crc.update(batch.subarray(len, len + n))
-        len += n
-        position += n
-      }
-      verify(e)
-      continue
-    } else {
-      // A large file: streamed, its last chunk held back until the CRC is checked.
-      if (len > 0) yield flush()
-      crc.reset()
-      let held: Uint8Array | undefined
-      for await (const chunk of getter.get(e.name, e.size, options.signal)) {
-        crc.update(chunk)
-        if (held !== undefined) yield held
-        held = chunk
-      }
-      verify(e)
-      if (held !== undefined) yield held
-      continue
-    }
-    if (piece.length === 0) continue
-    if (piece.length > SMALL_FILE) {
-      if (len > 0) yield flush()
-      yield piece
-      continue
-    }
-    if (len + piece.length > batch.length) yield flush()
-    batch.set(piece, len)
-    len += piece.length
+  const batched = direct === undefined ? undefined : getter.readBatch?.bind(getter)
+  /**
+   * Small files placed in the batch: read on the thread pool READ_JOB at a time as they are
+   * placed (while the next entries are laid out), checked before the batch goes out.
+   */
+  let placed: { entry: FileEntry; read: BatchRead }[] = []
+  let jobs: Promise<(number | undefined)[]>[] = []
+  let unsent = 0
+  const send = (): void => {
+    if (unsent === 0) return
+    const reads = placed.slice(placed.length - unsent).map((p) => p.read)
+    unsent = 0
+    jobs.push(batched!(reads, batch))
   }
-  if (len > 0) yield flush()
+  /** Waits for every read in flight (none may write into a batch handed back). */
+  const drain = async (): Promise<(number | undefined)[]> => {
+    const done = await Promise.allSettled(jobs)
+    jobs = []
+    const failed = done.find((d) => d.status === 'rejected')
+    if (failed !== undefined) throw failed.reason
+    return done.flatMap((d) => (d.status === 'fulfilled' ? d.value : []))
+  }
+  const settle = async (): Promise<void> => {
+    if (placed.length === 0) return
+    send()
+    const results = await drain()
+    const reads = placed
+    placed = []
+    // A file shorter than recorded goes out as read (as Go copies to EOF): what follows it in
+    // the batch moves back by the difference.
+    let shift = 0
+    for (const [i, { entry, read }] of reads.entries()) {
+      let n = results[i]
+      if (n === undefined) {
+        // Not where the batch read looked (a symlinked parent, a lower layer): one by one.
+        const scratch = Buffer.allocUnsafe(read.size + 1)
+        n = await direct!(entry.name, entry.size, scratch, 0)
+        batch.set(scratch.subarray(0, Math.min(n, read.size)), read.offset)
+      }
+      if (n > entry.size) throw grew(entry)
+      const at = read.offset - shift
+      if (shift > 0) batch.copyWithin(at, read.offset, read.offset + n)
+      verify(entry, batch.subarray(at, at + n))
+      const rest = read.offset + read.size // what follows, up to the next file or the end
+      shift += read.size - n
+      if (shift > 0) batch.copyWithin(rest - shift, rest, reads[i + 1]?.read.offset ?? len)
+    }
+    len -= shift
+  }
+  /** The batch so far, its small files read and checked, and a new one started. */
+  const out = async (): Promise<Uint8Array> => {
+    await settle()
+    return flush()
+  }
+  try {
+    for await (const { entry: e, data } of readAhead(
+      entries,
+      getter,
+      direct === undefined ? options : { ...options, readAhead: 0 },
+    )) {
+      options.signal?.throwIfAborted()
+      let piece: Uint8Array | undefined
+      if (isSegmentEntry(e)) {
+        piece = e.payload
+      } else if (!isFileEntry(e) || e.size === 0) {
+        continue
+      } else if (batched !== undefined && e.size <= SMALL_FILE) {
+        if (len + e.size > batch.length) yield await out()
+        placed.push({ entry: e, read: { name: e.name, size: e.size, offset: len } })
+        if (++unsent === READ_JOB) send()
+        len += e.size
+        continue
+      } else if (direct !== undefined && e.size <= SMALL_FILE) {
+        if (len + e.size + 1 > batch.length) yield flush()
+        const n = await direct(e.name, e.size, batch, len)
+        if (n > e.size) throw grew(e)
+        verify(e, batch.subarray(len, len + n))
+        len += n
+        continue
+      } else if (data !== undefined) {
+        piece = await data
+        verify(e, piece)
+      } else if (getter.readAt !== undefined) {
+        // A large file, read piece by piece into the batches; the batch holding its end goes
+        // out only after the CRC is checked. (The small files before it are checked first:
+        // their check would reset the CRC of this one.)
+        await settle()
+        crc.reset()
+        for (let position = 0; ;) {
+          if (len === batch.length) yield await out()
+          const n = await getter.readAt(e.name, position, batch, len, batch.length - len)
+          if (n === 0) break
+          crc.update(batch.subarray(len, len + n))
+          len += n
+          position += n
+        }
+        verify(e)
+        continue
+      } else {
+        // A large file: streamed, its last chunk held back until the CRC is checked.
+        if (len > 0) yield await out()
+        crc.reset()
+        let held: Uint8Array | undefined
+        for await (const chunk of getter.get(e.name, e.size, options.signal)) {
+          crc.update(chunk)
+          if (held !== undefined) yield held
+          held = chunk
+        }
+        verify(e)
+        if (held !== undefined) yield held
+        continue
+      }
+      if (piece.length === 0) continue
+      if (piece.length > SMALL_FILE) {
+        if (len > 0) yield await out()
+        yield piece
+        continue
+      }
+      if (len + piece.length > batch.length) yield await out()
+      batch.set(piece, len)
+      len += piece.length
+    }
+    if (len > 0) yield await out()
+  } finally {
+    await Promise.allSettled(jobs) // an abandoned batch: its reads end before it is reused
+  }
+}
+
+function grew(e: FileEntry): FileIntegrityError {
+  return new FileIntegrityError(
+    e.name.toString('utf8'),
+    `file is larger than the ${e.size} bytes recorded`,
+  )
 }
 
 /** Entries in order, small files' reads started ahead within the limits. */

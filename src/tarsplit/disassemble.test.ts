@@ -174,3 +174,35 @@ test('assemble: the same bytes whatever the getter offers (get only, readWhole, 
   assert.equal(await assembleToFile(sink.entries, full, path), tarBytes.length)
   assert.deepEqual(await readFile(path), tarBytes)
 })
+
+test('assemble: small files read in batches keep their order around files larger than a batch, each checked', async (t) => {
+  const s = await scratch()
+  t.after(s.remove)
+  const files: [string, Buffer][] = []
+  for (let i = 0; i < 300; i++) files.push([`s/${i}`, Buffer.alloc(1 + ((i * 977) % 9000), i)])
+  files.splice(100, 0, ['huge', Buffer.alloc(5 << 20, 3)]) // several batches, read in pieces
+  files.splice(200, 0, ['big', Buffer.alloc((1 << 20) + 1, 4)]) // just over SMALL_FILE
+  const tarBytes = Buffer.concat([...files.map(([n, d]) => fileEntry(n, d)), END])
+  const sink = new ArraySink()
+  await disassembleTo([tarBytes], sink)
+  await mkdir(join(s.dir, 's'))
+  for (const [n, d] of files) await writeFile(join(s.dir, n), d)
+  const full = new PathFileGetter(s.dir)
+  const withoutBatches: FileGetter = {
+    get: (n, z, sig) => full.get(n, z, sig),
+    readInto: (n, z, d, o) => full.readInto(n, z, d, o),
+    readAt: (n, p, d, o, l) => full.readAt(n, p, d, o, l),
+  }
+  for (const g of [full, withoutBatches]) {
+    const path = join(s.dir, 'out.tar')
+    assert.equal(await assembleToFile(sink.entries, g, path), tarBytes.length)
+    assert.deepEqual(await readFile(path), tarBytes)
+  }
+  // A file shorter or longer than recorded, among others in a batch: a coded error.
+  for (const changed of [Buffer.alloc(10, 9), Buffer.alloc(20_000, 9)]) {
+    await writeFile(join(s.dir, 's/150'), changed)
+    await assert.rejects(assembleToFile(sink.entries, full, join(s.dir, 'bad.tar')), (e) =>
+      hasCode(e, 'TARSPLIT_FILE_INTEGRITY'),
+    )
+  }
+})

@@ -58,6 +58,13 @@ export interface EntrySink {
   add(entry: TarSplitEntry): void | Promise<void>
 }
 
+/** A small file for FileGetter.readBatch. */
+export interface BatchRead {
+  readonly name: Buffer
+  readonly size: number
+  readonly offset: number
+}
+
 /** Gives the bytes of the file a FileEntry names, from wherever the layer's files live. */
 export interface FileGetter {
   /**
@@ -76,6 +83,13 @@ export interface FileGetter {
    * straight into its output batches, without a copy.
    */
   readInto?(name: Buffer, size: number, dest: Uint8Array, offset: number): Promise<number>
+  /**
+   * Optional: reads several small files into `dest`, each exactly `size` bytes at its
+   * `offset` (regions that do not overlap), in one go. One result per file: the bytes read
+   * (fewer: the file is shorter), `size + 1` (it is larger), or undefined where this path
+   * could not open it: assembly then asks readInto, which finds it or explains why not.
+   */
+  readBatch?(reads: readonly BatchRead[], dest: Uint8Array): Promise<(number | undefined)[]>
   /**
    * Optional: reads up to `length` bytes of the file from `position` into `dest` at `offset`;
    * 0 at the end of the file. Lets assembly read large files into its batches as well.

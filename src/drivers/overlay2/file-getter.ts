@@ -1,6 +1,7 @@
 import { PathFileGetter } from '../../tarsplit/file-getter.js'
 import { FileMissingError } from '../../tarsplit/errors.js'
 import type { FileGetCloser } from '../types.js'
+import type { BatchRead } from '../../tarsplit/entry.js'
 
 /**
  * A layer's files for tar-split assembly: from diff/, where its tar put them. A name that
@@ -46,6 +47,10 @@ export class Overlay2FileGetter implements FileGetCloser {
   }
   readInto(name: Buffer, size: number, dest: Uint8Array, offset: number): Promise<number> {
     return this.#either((g) => g.readInto(name, size, dest, offset))
+  }
+  /** From diff/ only: what is not there, assembly reads with readInto, which falls back. */
+  readBatch(reads: readonly BatchRead[], dest: Uint8Array): Promise<(number | undefined)[]> {
+    return this.#diff.readBatch(reads, dest)
   }
   readAt(
     name: Buffer,

@@ -103,14 +103,17 @@ export async function disassembleFile(
   options: DisassembleOptions = {},
 ): Promise<DisassembleResult> {
   const ring = borrowBuffers(6, 1 << 20)
+  const source = fileChunks(path, {
+    ahead: 3,
+    ring,
+    ...(options.signal !== undefined ? { signal: options.signal } : {}),
+  })
   try {
-    const source = fileChunks(path, {
-      ahead: 3,
-      ring,
-      ...(options.signal !== undefined ? { signal: options.signal } : {}),
-    })
     return await disassembleTo(source, sink, options)
   } finally {
+    // A refused tar leaves the reads unfinished: they end, and the file closes, before the
+    // ring goes back to the pool.
+    await source.return(undefined)
     returnBuffers(ring)
   }
 }

@@ -4,8 +4,9 @@
  * - a file's bytes are held back until its CRC is checked (a small file entirely, a large
  *   one's last chunk), so a corrupted file never fully reaches the output, and a failed file
  *   stops the stream with TARSPLIT_FILE_INTEGRITY;
- * - output goes out in ~1 MiB batches, and a getter that can `readInto` reads small files
- *   straight into them: one chunk per MiB instead of one per header and per file;
+ * - output goes out in ~2 MiB batches, and a getter that can `readBatch` (or `readInto`)
+ *   reads small files straight into them, 32 to a thread-pool job while the next entries are
+ *   laid out: one chunk per batch instead of one per header and per file;
  * - with a getter that only has `readWhole`, small files are read several at a time ahead
  *   of the output.
  */

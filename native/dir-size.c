@@ -209,7 +209,8 @@ static napi_value js_directory_size(napi_env env, napi_callback_info info) {
 }
 
 void define_dir_size_bindings(napi_env env, napi_value exports) {
-  napi_value fn;
-  napi_create_function(env, "directorySize", NAPI_AUTO_LENGTH, js_directory_size, NULL, &fn);
-  napi_set_named_property(env, exports, "directorySize", fn);
+  napi_property_descriptor props[] = {
+      {"directorySize", NULL, js_directory_size, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

@@ -143,7 +143,8 @@ static napi_value js_read_files(napi_env env, napi_callback_info info) {
 }
 
 void define_read_files_bindings(napi_env env, napi_value exports) {
-  napi_value fn;
-  napi_create_function(env, "readFiles", NAPI_AUTO_LENGTH, js_read_files, NULL, &fn);
-  napi_set_named_property(env, exports, "readFiles", fn);
+  napi_property_descriptor props[] = {
+      {"readFiles", NULL, js_read_files, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

@@ -1,11 +1,12 @@
 /**
  * Crash harness (issue "LayerStore"), run per driver by src/layer/crash-<driver>.test.ts: a
  * child process works on a store (register, release, read-write layers mounted and written)
- * and is killed with SIGKILL at a random moment, $LAYERSTORE_CRASH_KILLS times (default 150)
- * on one root. After each kill a fresh store opens cleanly; after cleanup() nothing is
- * left over (no write set, no `-removing` record, no driver directory without a record, no
- * in-flight marker, no overlay2 short link without its layer, no mount); every layer it lists exports bytes that hash to its DiffID; and every layer whose
- * register call had returned, and that was not being released, is still there.
+ * and is killed with SIGKILL at a random moment, $LAYERSTORE_CRASH_KILLS times (default 200,
+ * the issue's minimum, per driver) on one root. After each kill a fresh store opens cleanly;
+ * after cleanup() nothing is left over (no write set, no `-removing` record, no driver
+ * directory without a record, no in-flight marker, no overlay2 short link without its layer,
+ * no mount); every layer it lists exports bytes that hash to its DiffID; and every layer
+ * whose register call had returned, and that was not being released, is still there.
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -19,7 +20,7 @@ import { driversUnderTest } from './drivers.js'
 import { runAndKill } from './run-and-kill.js'
 
 const CHILD = fileURLToPath(new URL('./store-crash-child.js', import.meta.url))
-const KILLS = Number(process.env['LAYERSTORE_CRASH_KILLS'] ?? 150)
+const KILLS = Number(process.env['LAYERSTORE_CRASH_KILLS'] ?? 200)
 
 export function listAll(dir: string): string[] {
   return existsSync(dir) ? readdirSync(dir) : []

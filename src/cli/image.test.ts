@@ -199,3 +199,22 @@ test('the program runs as itself, with the heap options of its first line', () =
   assert.equal(r.stdout.toString(), IMAGE_HELP[''])
   assert.match(readFileSync(MAIN, 'latin1').split('\n')[0]!, /^#!\/usr\/bin\/env -S node --/)
 })
+
+test('--version: the version of package.json, plain and as JSON', async () => {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string
+  }
+  const { run } = cli('unused')
+  const plain = run(['--version'])
+  assert.equal(plain.status, 0, plain.err)
+  assert.equal(plain.out, `layerstore ${pkg.version}\n`)
+  const json = run(['--json', 'version'])
+  assert.equal(json.status, 0, json.err)
+  const info = JSON.parse(json.out) as Record<string, string>
+  assert.deepEqual(info, {
+    version: pkg.version,
+    node: process.versions.node,
+    platform: process.platform,
+    arch: process.arch,
+  })
+})

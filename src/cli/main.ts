@@ -10,6 +10,7 @@
  * -> 2.39 s, median of 6). They apply when the program runs as itself (the `bin`), not under
  * `node FILE`.
  */
+import { readFileSync } from 'node:fs'
 import { reportError, UsageError, type GlobalOptions } from './output.js'
 
 const HELP = `Usage: layerstore [--root DIR] [--driver overlay2|vfs] [--json] [--quiet] COMMAND ...
@@ -26,6 +27,7 @@ Global options:
   --json          machine-readable output
   --quiet         print only what was asked for
   -h, --help      this text; COMMAND --help for a command's
+  --version       the program's version (with --json: also Node's and the platform)
 `
 
 type Command = (argv: string[], global: GlobalOptions) => Promise<number>
@@ -66,6 +68,21 @@ function parseGlobal(argv: string[]): { global: GlobalOptions; rest: string[] } 
   return { global, rest: argv.slice(i) }
 }
 
+/** package.json, two directories up from dist/cli (main.js and the bundle alike). */
+function version(json: boolean): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string
+  }
+  if (!json) return `layerstore ${pkg.version}\n`
+  const info = {
+    version: pkg.version,
+    node: process.versions.node,
+    platform: process.platform,
+    arch: process.arch,
+  }
+  return `${JSON.stringify(info)}\n`
+}
+
 export async function main(argv: string[]): Promise<number> {
   let json = argv.includes('--json')
   try {
@@ -75,6 +92,10 @@ export async function main(argv: string[]): Promise<number> {
     if (name === undefined || name === '-h' || name === '--help' || name === 'help') {
       process.stdout.write(HELP)
       return name === undefined ? 2 : 0
+    }
+    if (name === '--version' || name === 'version') {
+      process.stdout.write(version(json))
+      return 0
     }
     const load = COMMANDS[name]
     if (load === undefined) throw new UsageError(`Unknown command "${name}" (try --help)`)

@@ -26,10 +26,7 @@ import {
   linkSync,
   lstatSync,
   mkdirSync,
-  mkdtempSync,
   openSync,
-  readFileSync,
-  readdirSync,
   rmSync,
   chmodSync,
   statSync,
@@ -41,46 +38,40 @@ import {
 import { resolve as resolvePath } from 'node:path'
 import type { TarHeader } from '../tar/types.js'
 import { TYPE } from '../tar/types.js'
-import { TarReader } from '../tar/reader.js'
 import type { ByteSource } from '../tar/byte-reader.js'
+import { feed } from '../tar/feed.js'
 import { cleanLinkTarget, cleanName, splitName, type Name } from './entry-name.js'
+import { AufsLinkStore, linkSource } from './hard-links.js'
 import { copyUp, setTimes } from './copy-up.js'
 import { sys, S_IFBLK, S_IFCHR, S_IFIFO } from '../internal/sys.js'
-import { ArchiveError, ArchiveIoError } from './errors.js'
+import { currentUmask, EntryAttributes, times, type Times } from './entry-attributes.js'
+import { applyError, ArchiveError } from './errors.js'
 import {
   LayerRoot,
   dirGroup,
-  ResolveError,
   lstatOrUndefined,
   OPAQUE_XATTR,
   isWhiteoutDevice,
   join,
   type ResolvedDir,
 } from './layer-root.js'
-import { mapId } from './id-map.js'
 import { SMALL_FILE, SmallFiles } from './small-files.js'
 import type { ApplyOptions, ApplyResult } from './types.js'
-import { offer, type EntryTarget, type FileSink } from '../tar/entry-target.js'
+import type { EntryTarget, FileSink } from '../tar/entry-target.js'
+import {
+  applyWhiteout,
+  WH_META_PREFIX,
+  WH_OPAQUE,
+  WH_PLNK,
+  WH_PREFIX,
+  type WhiteoutContext,
+} from './whiteouts.js'
 
-const WH_PREFIX = '.wh.'
-const WH_META_PREFIX = '.wh..wh.'
-const WH_OPAQUE = '.wh..wh..opq'
-const WH_PLNK = '.wh..wh.plnk'
 const O_NEW_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW
 const EUID = process.geteuid?.() ?? -1
 const PATH_MAX = 4096
 /** Thrown inside an entry that must wait for files in flight; the entry is then retried. */
 const NEED_DRAIN = new Error('wait for the files in flight')
-/** Go's maxTime for utimes: times beyond it (and before the epoch) become the epoch. */
-const MAX_TIME_SEC = 9_223_372_036
-
-interface Times {
-  readonly atime: number
-  readonly atimeNsec: number
-  readonly mtime: number
-  readonly mtimeNsec: number
-}
-
 interface DirTimes extends Times {
   readonly name: string
 }
@@ -88,6 +79,8 @@ interface DirTimes extends Times {
 export class Applier implements EntryTarget {
   readonly #target: Buffer
   readonly #options: ApplyOptions
+  readonly #attrs: EntryAttributes
+  readonly #whiteouts: WhiteoutContext
   readonly #overlay: boolean
   readonly #root: LayerRoot
   readonly #umask: number
@@ -96,15 +89,13 @@ export class Applier implements EntryTarget {
   readonly #dirTimes: DirTimes[] = []
   /** Directories copied up from a lower layer: their times are restored at the end. */
   readonly #copiedUp: { host: Buffer; big: BigIntStats }[] = []
-  /** AUFS hard-link store: `.wh..wh.plnk/<name>` files, extracted aside. */
-  #plnkDir: Buffer | undefined
-  readonly #plnk = new Map<string, TarHeader>()
+  readonly #aufsLinks: AufsLinkStore
   #size = 0
   #entries = 0
   /** The open file of the current entry, closed on failure. */
   #openFd: number | undefined
   /** Small files being created on the thread pool. */
-  readonly #files = new SmallFiles((err, name) => this.#wrap(err, name))
+  readonly #files = new SmallFiles(applyError)
 
   constructor(target: string, options: ApplyOptions = {}) {
     this.#target = Buffer.from(resolvePath(target))
@@ -120,6 +111,15 @@ export class Applier implements EntryTarget {
       this.#unpacked.add(key) // it exists now: a later entry of that name must replace it
     })
     this.#umask = currentUmask()
+    this.#aufsLinks = new AufsLinkStore(this.#target)
+    this.#attrs = new EntryAttributes(options, this.#overlay)
+    this.#whiteouts = {
+      root: this.#root,
+      overlay: this.#overlay,
+      attributes: this.#attrs,
+      unpacked: this.#unpacked,
+      remove: (host, st) => this.#remove(host, st),
+    }
   }
 
   get size(): number {
@@ -138,7 +138,7 @@ export class Applier implements EntryTarget {
         if (err === NEED_DRAIN) return this.#files.drain()
         this.#files.flush()
         this.#closeOpenFile()
-        throw this.#wrap(err, name.full)
+        throw applyError(err, name.full)
       }
       if (result instanceof Promise) {
         this.#files.flush() // what it waits for may still be gathering
@@ -172,7 +172,7 @@ export class Applier implements EntryTarget {
       try {
         sys.lutimens(host, d.atime, d.atimeNsec, d.mtime, d.mtimeNsec)
       } catch (err) {
-        throw this.#wrap(err, d.name)
+        throw applyError(err, d.name)
       }
     }
     this.abort()
@@ -182,8 +182,7 @@ export class Applier implements EntryTarget {
   /** Releases what the applier holds (an open file, the AUFS link store). Idempotent. */
   abort(): void {
     this.#closeOpenFile()
-    if (this.#plnkDir !== undefined) rmSync(this.#plnkDir, { recursive: true, force: true })
-    this.#plnkDir = undefined
+    this.#aufsLinks.remove()
   }
 
   #apply(header: TarHeader, name: Name): FileSink | undefined | Promise<void> {
@@ -199,7 +198,7 @@ export class Applier implements EntryTarget {
     }
     const parent = this.#root.dir(name.dir)
     if (name.base.startsWith(WH_PREFIX)) {
-      this.#whiteout(header, parent, name)
+      applyWhiteout(this.#whiteouts, header, parent, name)
       return undefined
     }
     const host = join(parent.host, Buffer.from(name.base, 'latin1'))
@@ -244,8 +243,8 @@ export class Applier implements EntryTarget {
     this.#dirTimes.push({ name: name.full, ...times(header) })
     this.#unpacked.add(key)
     if (existing?.isDirectory() === true) {
-      this.#owner(header, host)
-      this.#xattrs(header, host)
+      this.#attrs.owner(header, host)
+      this.#attrs.xattrs(header, host)
       chmodSync(host, mode)
       this.#root.invalidate() // its lowers may have changed with the metadata (opaque)
       return
@@ -259,13 +258,13 @@ export class Applier implements EntryTarget {
     // A new directory has the process's uid and its parent's new-file group: as root, most
     // need no chown.
     let gid = parent.newFileGid
-    if (this.#options.noLchown !== true) {
-      const uid = this.#id(header.uid, 'uids', header.name)
-      const want = this.#id(header.gid, 'gids', header.name)
+    if (this.#attrs.chown) {
+      const uid = this.#attrs.id(header.uid, 'uids', header.name)
+      const want = this.#attrs.id(header.gid, 'gids', header.name)
       if (uid !== EUID || want !== gid) lchownSync(host, uid, want)
       gid = want
     }
-    this.#xattrs(header, host)
+    this.#attrs.xattrs(header, host)
     // mkdir applied the umask and inherited setgid from a setgid parent.
     if (mode !== (mode & 0o777 & ~this.#umask) || parent.setgid) chmodSync(host, mode)
     this.#root.remember(parent, Buffer.from(name.base, 'latin1'), host, dirGroup(mode, gid))
@@ -297,7 +296,7 @@ export class Applier implements EntryTarget {
           position += chunk.length
         } catch (err) {
           this.#closeOpenFile()
-          throw this.#wrap(err, header.name)
+          throw applyError(err, header.name)
         }
       },
       close: () => {
@@ -305,18 +304,18 @@ export class Applier implements EntryTarget {
           if (sparse) ftruncateSync(fd, header.size)
           // A new file already has the process's uid and its directory's group: as root, most
           // files need no chown.
-          const uid = this.#id(header.uid, 'uids', header.name)
-          const gid = this.#id(header.gid, 'gids', header.name)
-          if (this.#options.noLchown !== true && (uid !== EUID || gid !== parent?.newFileGid))
+          const uid = this.#attrs.id(header.uid, 'uids', header.name)
+          const gid = this.#attrs.id(header.gid, 'gids', header.name)
+          if (this.#attrs.chown && (uid !== EUID || gid !== parent?.newFileGid))
             fchownSync(fd, uid, gid)
-          this.#xattrs(header, host)
+          this.#attrs.xattrs(header, host)
           const mode = header.mode & 0o7777
           if (mode !== (perm & ~this.#umask)) fchmodSync(fd, mode)
           const t = times(header)
           sys.futimens(fd, t.atime, t.atimeNsec, t.mtime, t.mtimeNsec)
         } catch (err) {
           this.#closeOpenFile()
-          throw this.#wrap(err, header.name)
+          throw applyError(err, header.name)
         }
         this.#closeOpenFile()
       },
@@ -334,9 +333,9 @@ export class Applier implements EntryTarget {
     return {
       write: (chunk) => chunks.push(chunk),
       close: () => {
-        const uid = this.#id(header.uid, 'uids', header.name)
-        const gid = this.#id(header.gid, 'gids', header.name)
-        const chown = this.#options.noLchown !== true && (uid !== EUID || gid !== parent.newFileGid)
+        const uid = this.#attrs.id(header.uid, 'uids', header.name)
+        const gid = this.#attrs.id(header.gid, 'gids', header.name)
+        const chown = this.#attrs.chown && (uid !== EUID || gid !== parent.newFileGid)
         const mode = header.mode & 0o7777
         const t = times(header)
         this.#files.add({
@@ -359,52 +358,14 @@ export class Applier implements EntryTarget {
     const target = cleanLinkTarget(header)
     if (target === undefined)
       throw new ArchiveError('ARCHIVE_BREAKOUT', 'invalid hardlink target', header.linkname)
-    let source: Buffer
-    let sourceHeader = header
-    if (target.startsWith(WH_PLNK + '/') && this.#plnkDir !== undefined) {
-      // AUFS hard-link store: the file was extracted aside; its header describes the inode.
-      const base = target.slice(WH_PLNK.length + 1)
-      const plnk = this.#plnk.get(base)
-      if (plnk === undefined)
-        throw new ArchiveError('ARCHIVE_INVALID_ENTRY', 'invalid aufs hardlink', name.full)
-      source = join(this.#plnkDir, Buffer.from(base, 'latin1'))
-      sourceHeader = plnk
-    } else {
-      source = this.#linkSource(target, name)
-    }
+    // From AUFS's store, the store file's header describes the inode.
+    const aufs = target.startsWith(WH_PLNK + '/')
+      ? this.#aufsLinks.source(target.slice(WH_PLNK.length + 1), name.full)
+      : undefined
+    const source = aufs?.host ?? linkSource(this.#root, this.#overlay, target, name)
     this.#create(host, () => linkSync(source, host))
     const isSymlink = lstatSync(host).isSymbolicLink()
-    this.#finishEntry(sourceHeader, host, isSymlink ? 'link' : 'path')
-  }
-
-  /** Host path of a hard link's target: inside the target, copied up from a lower if need be. */
-  #linkSource(target: string, name: Name): Buffer {
-    const { dir, base } = splitName(target)
-    const missing = (): ArchiveError =>
-      new ArchiveError(
-        'ARCHIVE_INVALID_ENTRY',
-        `hard link target "${target}" does not exist`,
-        name.full,
-      )
-    const parent = this.#root.existingDir(dir)
-    if (parent === undefined) throw missing()
-    const baseRaw = Buffer.from(base, 'latin1')
-    const host = join(parent.host, baseRaw)
-    const st = lstatOrUndefined(host)
-    if (st !== undefined && !(this.#overlay && isWhiteoutDevice(st))) {
-      if (st.isDirectory())
-        throw new ArchiveError('ARCHIVE_INVALID_ENTRY', 'hard link to a directory', name.full)
-      return host
-    }
-    if (st !== undefined) throw missing() // a whiteout of this layer
-    // overlay2 keeps each layer in its own directory: a link to a lower layer's file needs
-    // that file copied up first, as the kernel would on a write.
-    const lower = this.#root.lowerEntry(parent, baseRaw)
-    if (lower === undefined) throw missing()
-    if (lower.stat.isDirectory())
-      throw new ArchiveError('ARCHIVE_INVALID_ENTRY', 'hard link to a directory', name.full)
-    copyUp(lower.host, lower.stat, host)
-    return host
+    this.#finishEntry(aufs?.header ?? header, host, isSymlink ? 'link' : 'path')
   }
 
   /** Devices and fifos. False when a device is skipped for lack of privilege. */
@@ -436,40 +397,9 @@ export class Applier implements EntryTarget {
     return true
   }
 
-  #whiteout(header: TarHeader, parent: ResolvedDir, name: Name): void {
-    if (name.base === WH_OPAQUE) {
-      if (this.#overlay && parent === this.#root.root) {
-        this.#hideLowerRoot(header)
-        this.#root.setRootOpaque()
-      } else if (this.#overlay) {
-        sys.lsetxattr(parent.host, OPAQUE_XATTR, Buffer.from('y'))
-        this.#root.invalidate()
-      } else if (this.#removeNotUnpacked(parent)) {
-        this.#root.invalidate()
-      }
-      return
-    }
-    const hidden = name.base.slice(WH_PREFIX.length)
-    if (hidden === '' || hidden === '.' || hidden === '..' || hidden.includes('/'))
-      throw new ArchiveError('ARCHIVE_INVALID_ENTRY', 'invalid whiteout entry', name.full)
-    const host = join(parent.host, Buffer.from(hidden, 'latin1'))
-    const existing = lstatOrUndefined(host)
-    if (existing !== undefined) this.#remove(host, existing)
-    if (!this.#overlay) return
-    sys.mknod(host, S_IFCHR, 0, 0)
-    this.#unpacked.add(parent.key === '' ? hidden : `${parent.key}/${hidden}`)
-    const uid = this.#id(header.uid, 'uids', name.full)
-    const gid = this.#id(header.gid, 'gids', name.full)
-    if ((uid !== 0 || gid !== 0) && this.#options.noLchown !== true) lchownSync(host, uid, gid)
-  }
-
-  /** `.wh..wh.plnk/<name>`: extracted into a scratch directory inside the target. */
+  /** `.wh..wh.plnk/<name>`: extracted aside, for the links that name it. */
   #plnkFile(header: TarHeader, name: Name): FileSink {
-    this.#plnkDir ??= Buffer.from(
-      mkdtempSync(join(this.#target, Buffer.from('.layerstore-plnk-')).toString()),
-    )
-    this.#plnk.set(name.base, header)
-    return this.#regular(header, join(this.#plnkDir, Buffer.from(name.base, 'latin1')), undefined)
+    return this.#regular(header, this.#aufsLinks.add(name.base, header), undefined)
   }
 
   // ---- helpers ----------------------------------------------------------------------------
@@ -487,59 +417,12 @@ export class Applier implements EntryTarget {
 
   /** Owner, xattrs, mode and times of a non-regular, non-directory entry. */
   #finishEntry(header: TarHeader, host: Buffer, how: 'link' | 'path'): void {
-    this.#owner(header, host)
-    this.#xattrs(header, host)
+    this.#attrs.owner(header, host)
+    this.#attrs.xattrs(header, host)
     if (how === 'path') chmodSync(host, header.mode & 0o7777)
     if (how === 'path' || header.typeflag === TYPE.SYMLINK) {
       const t = times(header)
       sys.lutimens(host, t.atime, t.atimeNsec, t.mtime, t.mtimeNsec)
-    }
-  }
-
-  #owner(header: TarHeader, host: Buffer): void {
-    if (this.#options.noLchown === true) return
-    const uid = this.#id(header.uid, 'uids', header.name)
-    const gid = this.#id(header.gid, 'gids', header.name)
-    lchownSync(host, uid, gid)
-  }
-
-  #id(id: number, which: 'uids' | 'gids', entry: string): number {
-    const maps = this.#options.idMappings?.[which]
-    if (maps === undefined || maps.length === 0) return id
-    const host = mapId(maps, id)
-    if (host === undefined)
-      throw new ArchiveError(
-        'ARCHIVE_UNMAPPED_ID',
-        `${which === 'uids' ? 'uid' : 'gid'} ${id} is not mapped`,
-        entry,
-      )
-    return host
-  }
-
-  #xattrs(header: TarHeader, host: Buffer): void {
-    if (header.xattrs === undefined) return
-    for (const [key, value] of header.xattrs) {
-      // An overlayfs layer must not take overlay metadata from a tar: it would redirect or
-      // hide other layers' files.
-      if (this.#overlay && key.startsWith('trusted.overlay.')) {
-        this.#options.onWarning?.(
-          'ARCHIVE_XATTR_SKIPPED',
-          `overlay xattr ${key} ignored on "${header.name}"`,
-        )
-        continue
-      }
-      try {
-        sys.lsetxattr(host, key, value)
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code
-        const tolerated =
-          code === 'EPERM' || (code === 'ENOTSUP' && this.#options.bestEffortXattrs === true)
-        if (!tolerated) throw err
-        this.#options.onWarning?.(
-          'ARCHIVE_XATTR_SKIPPED',
-          `xattr ${key} not set on "${header.name}" (${code})`,
-        )
-      }
     }
   }
 
@@ -552,57 +435,6 @@ export class Applier implements EntryTarget {
     if (st.isDirectory() || st.isSymbolicLink()) this.#root.invalidate()
   }
 
-  /**
-   * An opaque marker at the root in overlay form. overlayfs ignores the opaque xattr on a
-   * layer's root, so the root is made to hide the lowers name by name: a whiteout for every
-   * name the lowers show there that this layer did not create.
-   */
-  #hideLowerRoot(header: TarHeader): void {
-    const root = this.#root.root
-    const seen = new Set<string>()
-    for (const lower of root.lowers) {
-      for (const ent of readdirSync(lower, { encoding: 'buffer' })) {
-        const name = ent.toString('latin1')
-        if (seen.has(name)) continue
-        seen.add(name) // the topmost layer decides, a whiteout included
-        const host = join(root.host, ent)
-        if (this.#root.lowerEntry(root, ent) === undefined) continue
-        if (lstatOrUndefined(host) !== undefined) continue // this layer's own
-        sys.mknod(host, S_IFCHR, 0, 0)
-        const uid = this.#id(header.uid, 'uids', name)
-        const gid = this.#id(header.gid, 'gids', name)
-        if (this.#options.noLchown !== true) lchownSync(host, uid, gid)
-      }
-    }
-  }
-
-  /** AUFS opaque marker: removes what this layer did not create, below `dir`. */
-  #removeNotUnpacked(dir: ResolvedDir): boolean {
-    let removed = false
-    const walk = (d: Buffer, key: string): void => {
-      let list
-      try {
-        list = readdirSync(d, { encoding: 'buffer', withFileTypes: true })
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
-        throw err
-      }
-      for (const ent of list) {
-        const host = join(d, ent.name)
-        const name = ent.name.toString('latin1')
-        const childKey = key === '' ? name : `${key}/${name}`
-        if (!this.#unpacked.has(childKey)) {
-          rmSync(host, { recursive: true, force: true })
-          removed = true
-        } else if (ent.isDirectory()) {
-          walk(host, childKey)
-        }
-      }
-    }
-    walk(dir.host, dir.key)
-    return removed
-  }
-
   #makeImpliedDir(host: Buffer, copyOf: { host: Buffer; stat: Stats } | undefined): void {
     if (copyOf !== undefined) {
       this.#copiedUp.push({ host, big: copyUp(copyOf.host, copyOf.stat, host) })
@@ -610,9 +442,9 @@ export class Applier implements EntryTarget {
     }
     mkdirSync(host, { mode: 0o755 })
     chmodSync(host, 0o755) // exactly, whatever the umask
-    if (this.#options.noLchown !== true) {
-      const uid = this.#id(0, 'uids', host.toString())
-      const gid = this.#id(0, 'gids', host.toString())
+    if (this.#attrs.chown) {
+      const uid = this.#attrs.id(0, 'uids', host.toString())
+      const gid = this.#attrs.id(0, 'gids', host.toString())
       lchownSync(host, uid, gid)
     }
   }
@@ -622,25 +454,6 @@ export class Applier implements EntryTarget {
     const fd = this.#openFd
     this.#openFd = undefined
     closeSync(fd)
-  }
-
-  #wrap(err: unknown, entry: string): Error {
-    if (err instanceof ArchiveError || err instanceof ArchiveIoError) return err
-    if (err instanceof ResolveError)
-      return new ArchiveError('ARCHIVE_INVALID_ENTRY', err.message, entry, { cause: err })
-    const code = (err as NodeJS.ErrnoException).code
-    if (code === 'ENAMETOOLONG')
-      return new ArchiveError('ARCHIVE_INVALID_ENTRY', 'name too long for the file system', entry, {
-        cause: err,
-      })
-    if (typeof code === 'string')
-      return new ArchiveIoError(
-        'ARCHIVE_APPLY_FAILED',
-        `${(err as NodeJS.ErrnoException).syscall ?? 'apply'} failed (${code})`,
-        entry,
-        { cause: err },
-      )
-    return err instanceof Error ? err : new Error(String(err))
   }
 }
 
@@ -660,54 +473,10 @@ export async function apply(
   }
 }
 
-/** Reads the tar `source` up to its end-of-archive and hands every entry to `target`. */
-export async function feed(
-  source: ByteSource,
-  target: EntryTarget,
-  signal?: AbortSignal,
-): Promise<void> {
-  const reader = new TarReader(source, signal ? { signal } : {})
-  for (;;) {
-    const entry = await reader.next()
-    if (entry === undefined) return
-    let sink = offer(target, entry.header)
-    if (sink instanceof Promise) sink = await sink
-    if (sink === undefined) continue
-    for await (const chunk of entry.body) sink.write(chunk)
-    sink.close()
-  }
-}
-
 // ---- pure helpers ---------------------------------------------------------------------------
 
 function isRegular(flag: number): boolean {
   return flag === TYPE.REG || flag === TYPE.REG_A || flag === TYPE.CONT || flag === TYPE.GNU_SPARSE
-}
-
-/** Docker's times: atime is the later of atime and mtime; out-of-range times become the epoch. */
-function times(header: TarHeader): Times {
-  let m = { sec: header.mtime, nsec: header.mtimeNsec }
-  let a = header.atime ?? m
-  if (a.sec < m.sec || (a.sec === m.sec && a.nsec < m.nsec)) a = m
-  const bound = (t: { sec: number; nsec: number }): { sec: number; nsec: number } =>
-    t.sec < 0 || t.sec > MAX_TIME_SEC ? { sec: 0, nsec: 0 } : t
-  m = bound(m)
-  a = bound(a)
-  return { atime: a.sec, atimeNsec: a.nsec, mtime: m.sec, mtimeNsec: m.nsec }
-}
-
-/**
- * The process umask, read without changing it (process.umask() writes it twice, racing with
- * other threads): from /proc/self/status. When it cannot be read, every file gets a chmod.
- */
-function currentUmask(): number {
-  try {
-    const m = /^Umask:\s*([0-7]+)$/m.exec(readFileSync('/proc/self/status', 'latin1'))
-    if (m) return parseInt(m[1]!, 8)
-  } catch {
-    // no procfs
-  }
-  return 0o777
 }
 
 function isZero(chunk: Uint8Array): boolean {

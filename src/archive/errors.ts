@@ -1,4 +1,5 @@
 import { StoreError } from '../errors.js'
+import { ResolveError } from './layer-root.js'
 
 /** Codes of layers that cannot be applied as they are: the input is at fault. */
 export type ArchiveErrorCode =
@@ -38,4 +39,27 @@ export class ArchiveIoError extends StoreError {
     this.code = code
     this.path = path
   }
+}
+
+/**
+ * An apply failure as the error users see for `entry`: the input's fault (a name the resolver
+ * refused, a name too long) an ArchiveError, a refused system call an ArchiveIoError.
+ */
+export function applyError(err: unknown, entry: string): Error {
+  if (err instanceof ArchiveError || err instanceof ArchiveIoError) return err
+  if (err instanceof ResolveError)
+    return new ArchiveError('ARCHIVE_INVALID_ENTRY', err.message, entry, { cause: err })
+  const code = (err as NodeJS.ErrnoException).code
+  if (code === 'ENAMETOOLONG')
+    return new ArchiveError('ARCHIVE_INVALID_ENTRY', 'name too long for the file system', entry, {
+      cause: err,
+    })
+  if (typeof code === 'string')
+    return new ArchiveIoError(
+      'ARCHIVE_APPLY_FAILED',
+      `${(err as NodeJS.ErrnoException).syscall ?? 'apply'} failed (${code})`,
+      entry,
+      { cause: err },
+    )
+  return err instanceof Error ? err : new Error(String(err))
 }

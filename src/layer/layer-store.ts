@@ -12,34 +12,25 @@
  * files (its record is renamed `-removing` under the lock, its data removed after).
  */
 import { randomBytes } from 'node:crypto'
-import { StoreError } from '../errors.js'
-import { MetadataIoError } from '../metadata/errors.js'
-import { closeSync, createReadStream, createWriteStream, mkdirSync, openSync } from 'node:fs'
+import { createReadStream, mkdirSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { chainId as chainIdOf } from '../digest/chain-id.js'
 import { parseChainId, type ChainId, type DiffId } from '../digest/digest.js'
-import { disassembleTo, type DisassembleResult } from '../tarsplit/disassemble.js'
-import { JsonPacker } from '../tarsplit/packer.js'
-import { assemble } from '../tarsplit/assemble.js'
-import { unpack } from '../tarsplit/unpacker.js'
-import { ENTRY_TYPE, type FileEntry, type SegmentEntry } from '../tarsplit/entry.js'
-import { DigestMismatchError } from '../digest/errors.js'
 import { FileLock } from '../internal/lock.js'
 import { InflightMarker } from '../internal/inflight.js'
-import { startWriteback } from '../internal/writeback.js'
-import { sys } from '../internal/sys.js'
 import type { Driver } from '../drivers/types.js'
-import { isDiffGetterDriver } from '../drivers/types.js'
 import { LayerDb } from '../metadata/layer-db.js'
 import type { MountRecord, Orphan } from '../metadata/types.js'
+import { fillLayer } from './fill-layer.js'
+import { checksumDriverLayer } from './graph-checksum.js'
+import { layerTarSize, layerTarStream } from './layer-tar.js'
 import { openDriver } from './open-driver.js'
 import { TarSizeCache } from './tar-size-cache.js'
 import { DiskView } from './disk-view.js'
-import { verifiedTar } from './verified-tar.js'
 import { LayerHandle, RoLayer } from './ro-layer.js'
-import { MountedLayer, RwHandle } from './rw-layer.js'
+import { createRwDriverLayers, MountedLayer, RwHandle } from './rw-layer.js'
 import {
   LayerInUseError,
   LayerDoesNotExistError,
@@ -154,36 +145,20 @@ export class LayerStore {
     try {
       await this.driver.create(cacheId, p?.cacheId)
       created = true
-      // One pass over the tar: it is split (tar-split metadata), hashed and applied at once.
-      const packer = new JsonPacker(txn.tarSplitStream())
-      const applier = await this.driver.applier(cacheId, p?.cacheId)
-      const writeback = startWriteback(this.driver.home)
-      let result: DisassembleResult
-      let size: number
-      try {
-        const { signal } = options
-        const how = { target: applier, digest: true, ...(signal === undefined ? {} : { signal }) }
-        result = await disassembleTo(tar, packer, how).catch(async (err: unknown) => {
-          await applier.abort()
-          throw asMetadataError(err, 'write tar-split.json.gz')
-        })
-        size = await applier.finish()
-      } finally {
-        await writeback.stop()
-      }
-      await packer.close().catch((err: unknown) => {
-        throw asMetadataError(err, 'write tar-split.json.gz')
-      })
-      const diffId = result.diffId!
-      if (options.expectDiffId !== undefined && diffId !== options.expectDiffId)
-        throw new DigestMismatchError(options.expectDiffId, diffId, 'layer')
+      const { diffId, size, tarSize } = await fillLayer(
+        this.driver,
+        cacheId,
+        p?.cacheId,
+        tar,
+        txn,
+        options,
+      )
       const chainId = chainIdOf(p?.chainId, diffId)
       txn.setDiffId(diffId)
       txn.setSize(size)
       txn.setCacheId(cacheId)
       if (p !== undefined) txn.setParent(p.chainId)
       if (options.descriptor !== undefined) txn.setDescriptor(options.descriptor)
-      syncFilesystem(this.driver.home) // the layer's files reach the disk before its record
       return await this.#locked(async () => {
         // Another process may have deleted the parent meanwhile (its holds are not ours).
         if (p !== undefined && this.#layers.get(p.chainId) !== p)
@@ -194,7 +169,7 @@ export class LayerStore {
         if (existing !== undefined) return this.#hold(existing) // a duplicate: ours goes
         await txn.commit(chainId)
         state.committed = true
-        this.#tarSizes.set(diffId, result.size) // after the record: a failed register leaves none
+        this.#tarSizes.set(diffId, tarSize) // after the record: a failed register leaves none
         const layer = new RoLayer(await this.#db.readLayer(chainId), p)
         this.#view.insert(layer)
         return this.#hold(layer)
@@ -247,29 +222,12 @@ export class LayerStore {
    * graph): its diff against `parentGraphId` is split into `outPath` (gzip'd JSON lines) while
    * hashed. Returns the diff's DiffID and the sum of its entries' sizes.
    */
-  async checksumForGraphId(
+  checksumForGraphId(
     graphId: string,
     parentGraphId: string | undefined,
     outPath: string,
   ): Promise<{ diffId: DiffId; size: number }> {
-    const diff = await this.driver.diff(graphId, parentGraphId)
-    const packer = new JsonPacker(createWriteStream(outPath, { mode: 0o644 }))
-    let size = 0
-    const sink = {
-      add: (entry: Parameters<JsonPacker['add']>[0]) => {
-        if (entry.type === 1) size += entry.size
-        return packer.add(entry)
-      },
-    }
-    try {
-      const result = await disassembleTo(diff, sink, { digest: true })
-      await packer.close()
-      return { diffId: result.diffId!, size }
-    } catch (err) {
-      packer.destroy()
-      diff.destroy()
-      throw err
-    }
+    return checksumDriverLayer(this.driver, graphId, parentGraphId, outPath)
   }
 
   /**
@@ -355,26 +313,9 @@ export class LayerStore {
     const p = parentHandle?.layer
     const mountId = randomId()
     const marker = InflightMarker.hold(this.#inflight, mountId)
-    let initId: string | undefined
     const made: string[] = []
     try {
-      if (options.initFunc !== undefined) {
-        initId = `${mountId}-init`
-        await this.driver.createReadWrite(initId, p?.cacheId, options)
-        made.push(initId)
-        const dir = await this.driver.get(initId, '')
-        try {
-          await options.initFunc(dir)
-        } finally {
-          await this.driver.put(initId)
-        }
-      }
-      await this.driver.createReadWrite(
-        mountId,
-        initId ?? p?.cacheId,
-        options.storageOpt ? { storageOpt: options.storageOpt } : {},
-      )
-      made.push(mountId)
+      const initId = await createRwDriverLayers(this.driver, mountId, p?.cacheId, options, made)
       const record: MountRecord = {
         name,
         mountId,
@@ -474,34 +415,12 @@ export class LayerStore {
 
   /** The exact registered bytes of a layer, verified against its DiffID. */
   layerTarStream(layer: RoLayer, options: TarStreamOptions = {}): Readable {
-    const driver = this.driver
-    const db = this.#db
-    async function* bytes(): AsyncGenerator<Uint8Array> {
-      if (!isDiffGetterDriver(driver))
-        throw new TypeError(`driver ${driver.name} cannot read layer files`)
-      const getter = await driver.diffGetter(layer.cacheId)
-      try {
-        yield* assemble(unpack(db.openTarSplit(layer.chainId)), getter, {
-          checkCrc: options.checkFiles !== false,
-        })
-      } finally {
-        await getter.close()
-      }
-    }
-    return Readable.from(verifiedTar(bytes(), layer.diffId), { objectMode: false })
+    return layerTarStream(this.driver, this.#db, layer, options)
   }
 
   /** Length of the registered tar: cached, else summed from its tar-split metadata. */
-  async layerTarSize(layer: RoLayer): Promise<number> {
-    const cached = this.#tarSizes.get(layer.diffId)
-    if (cached !== undefined) return cached
-    let size = 0
-    for await (const e of unpack(this.#db.openTarSplit(layer.chainId))) {
-      if (e.type === ENTRY_TYPE.SEGMENT) size += (e as SegmentEntry).payload.length
-      else if (e.type === ENTRY_TYPE.FILE) size += (e as FileEntry).size
-    }
-    this.#tarSizes.set(layer.diffId, size)
-    return size
+  layerTarSize(layer: RoLayer): Promise<number> {
+    return layerTarSize(this.#db, this.#tarSizes, layer)
   }
 
   // ---- internals ----------------------------------------------------------------------------
@@ -547,23 +466,6 @@ export class LayerStore {
     } finally {
       lock.release()
     }
-  }
-}
-
-/** A file-system failure while writing metadata, as a coded error (others pass unchanged). */
-function asMetadataError(err: unknown, action: string): unknown {
-  if (err instanceof StoreError) return err
-  const code = (err as { code?: unknown } | null)?.code
-  return typeof code === 'string' && /^E[A-Z]+$/.test(code) ? new MetadataIoError(action, err) : err
-}
-
-/** One syncfs for the whole layer instead of an fsync per file (DESIGN.md, crash model). */
-function syncFilesystem(path: string): void {
-  const fd = openSync(path, 'r')
-  try {
-    sys.syncfs(fd)
-  } finally {
-    closeSync(fd)
   }
 }
 

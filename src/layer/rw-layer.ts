@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream'
 import type { Driver } from '../drivers/types.js'
 import type { MountRecord } from '../metadata/types.js'
 import type { RoLayer } from './ro-layer.js'
-import type { LayerInfo, RwLayer } from './types.js'
+import type { CreateRwLayerOptions, LayerInfo, RwLayer } from './types.js'
 
 /** A read-write layer as the store keeps it (Docker's mountedLayer). */
 export class MountedLayer {
@@ -68,4 +68,38 @@ export class RwHandle implements RwLayer {
     const m = await this.#driver.getMetadata(this.#m.mountId)
     return m['ID'] ? m : { ...m, ID: this.#m.name }
   }
+}
+
+/**
+ * The driver layers of a new read-write layer `mountId` on `parentCacheId`: first its init
+ * layer (`<mountId>-init`, filled by `options.initFunc`) when asked for, then the layer itself.
+ * Each id is pushed to `made` once created, so that the caller removes them all on failure.
+ * Returns the init layer's id.
+ */
+export async function createRwDriverLayers(
+  driver: Driver,
+  mountId: string,
+  parentCacheId: string | undefined,
+  options: CreateRwLayerOptions,
+  made: string[],
+): Promise<string | undefined> {
+  let initId: string | undefined
+  if (options.initFunc !== undefined) {
+    initId = `${mountId}-init`
+    await driver.createReadWrite(initId, parentCacheId, options)
+    made.push(initId)
+    const dir = await driver.get(initId, '')
+    try {
+      await options.initFunc(dir)
+    } finally {
+      await driver.put(initId)
+    }
+  }
+  await driver.createReadWrite(
+    mountId,
+    initId ?? parentCacheId,
+    options.storageOpt ? { storageOpt: options.storageOpt } : {},
+  )
+  made.push(mountId)
+  return initId
 }

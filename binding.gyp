@@ -9,6 +9,8 @@
         "native/crc64.c",
         "native/dir-size.c",
         "native/read-files.c",
+        "native/create-files.c",
+        "native/mount.c",
         "native/sha256-thread.c",
         "native/inflate-bindings.c",
         "native/inflate-thread.c"

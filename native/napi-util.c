@@ -44,6 +44,28 @@ int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *arg
   return argc == want;
 }
 
+/* A path argument: a Buffer (any bytes but NUL) or a string. */
+int get_path(napi_env env, napi_value v, char *out, size_t cap) {
+  bool is_buf = false;
+  napi_is_buffer(env, v, &is_buf);
+  if (is_buf) {
+    void *data;
+    size_t len;
+    napi_get_buffer_info(env, v, &data, &len);
+    if (len >= cap || memchr(data, 0, len) != NULL) return 0;
+    memcpy(out, data, len);
+    out[len] = 0;
+    return 1;
+  }
+  size_t len;
+  if (napi_get_value_string_utf8(env, v, out, cap, &len) != napi_ok) return 0;
+  return len < cap - 1 && strlen(out) == len;
+}
+
+int get_i64(napi_env env, napi_value v, int64_t *out) {
+  return napi_get_value_int64(env, v, out) == napi_ok;
+}
+
 /* The bytes of a Buffer or Uint8Array; false for anything else. */
 bool get_bytes(napi_env env, napi_value v, void **base, size_t *len) {
   bool is_buf = false;

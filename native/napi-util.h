@@ -3,6 +3,7 @@
 #define LAYERSTORE_NAPI_UTIL_H
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <node_api.h>
 
 /* An Error shaped like Node's fs errors: code, errno, syscall, path. */
@@ -11,8 +12,16 @@ napi_value make_errno_error(napi_env env, int err, const char *syscall, const ch
 napi_value throw_errno(napi_env env, int err, const char *syscall, const char *path);
 /* Throws a TypeError (ERR_INVALID_ARG_TYPE); returns NULL. */
 napi_value throw_type(napi_env env, const char *what);
+/* Room for a path argument (PATH_MAX), and for an xattr name or a filesystem type. */
+#define PATH_BUF 4096
+#define NAME_BUF 256
+
 /* Exactly `want` arguments into argv. */
 int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv);
+/* A path argument: a Buffer (any bytes but NUL) or a string, NUL-terminated in out[cap]. */
+int get_path(napi_env env, napi_value v, char *out, size_t cap);
+/* A number argument as an int64_t. */
+int get_i64(napi_env env, napi_value v, int64_t *out);
 /* The bytes of a Buffer or Uint8Array; false for anything else. */
 bool get_bytes(napi_env env, napi_value v, void **base, size_t *len);
 /*

@@ -76,15 +76,7 @@ static void mount_execute(napi_env env, void *data) {
 
 static void mount_complete(napi_env env, napi_status status, void *data) {
   mount_t *m = data;
-  if (status != napi_ok && m->err == 0) m->err = ECANCELED;
-  if (m->err == 0) {
-    napi_value undef;
-    napi_get_undefined(env, &undef);
-    napi_resolve_deferred(env, m->deferred, undef);
-  } else {
-    napi_reject_deferred(env, m->deferred,
-                         make_errno_error(env, m->err, m->syscall ? m->syscall : "mount", m->target));
-  }
+  settle_void(env, m->deferred, status, m->err, m->syscall ? m->syscall : "mount", m->target);
   napi_delete_async_work(env, m->work);
   free(m->data);
   free(m);

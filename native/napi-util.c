@@ -1,4 +1,5 @@
 /* Helpers shared by the addon's bindings (see napi-util.h). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +92,18 @@ napi_value queue_promise_work(napi_env env, const char *name,
   napi_create_async_work(env, NULL, resource, execute, complete, data, work);
   napi_queue_async_work(env, *work);
   return promise;
+}
+
+void settle_void(napi_env env, napi_deferred deferred, napi_status status, int err,
+                 const char *syscall, const char *path) {
+  if (status != napi_ok && err == 0) err = ECANCELED;
+  if (err == 0) {
+    napi_value undef;
+    napi_get_undefined(env, &undef);
+    napi_resolve_deferred(env, deferred, undef);
+  } else {
+    napi_reject_deferred(env, deferred, make_errno_error(env, err, syscall, path));
+  }
 }
 
 typedef struct {

@@ -32,6 +32,12 @@ napi_value queue_promise_work(napi_env env, const char *name,
                               napi_async_execute_callback execute,
                               napi_async_complete_callback complete, void *data,
                               napi_async_work *work, napi_deferred *deferred);
+/*
+ * Settles a promise of queue_promise_work that has no value: undefined when `err` is 0 (and
+ * the work ran: `status` napi_ok), else rejected with an fs-style error.
+ */
+void settle_void(napi_env env, napi_deferred deferred, napi_status status, int err,
+                 const char *syscall, const char *path);
 
 /*
  * A native object (a thread of ours) behind an External: `end` runs when the External is

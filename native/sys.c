@@ -210,15 +210,7 @@ static void fd_call_execute(napi_env env, void *data) {
 
 static void fd_call_complete(napi_env env, napi_status status, void *data) {
   fd_call_t *c = data;
-  if (status != napi_ok && c->err == 0) c->err = ECANCELED;
-  if (c->err == 0) {
-    napi_value undef;
-    napi_get_undefined(env, &undef);
-    napi_resolve_deferred(env, c->deferred, undef);
-  } else {
-    const char *syscall = c->op == OP_SYNCFS ? "syncfs" : "flock";
-    napi_reject_deferred(env, c->deferred, make_errno_error(env, c->err, syscall, ""));
-  }
+  settle_void(env, c->deferred, status, c->err, c->op == OP_SYNCFS ? "syncfs" : "flock", "");
   napi_delete_async_work(env, c->work);
   free(c);
 }

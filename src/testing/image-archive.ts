@@ -14,20 +14,21 @@
  * Configurations are `{architecture, os, [variant], config, created, history, rootfs}` plus
  * the image's extra fields; DiffIDs are computed from the uncompressed tars and the image ID is
  * the sha256 of the configuration's bytes.
+ *
+ * Layer tars and their compression are in image-archive-layer.ts (re-exported here).
  */
-import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
 import { mkdir, rm, symlink, writeFile } from 'node:fs/promises'
-import { dirname, join, posix } from 'node:path'
+import { dirname, join } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { gzipSync } from 'node:zlib'
 import { hostPlatform } from '../image/platform.js'
 import { writeTar, type TarWriteEntry } from '../tar/writer.js'
 import { TYPE } from '../tar/types.js'
+import { compressLayer, MTIME, type FixtureCompression } from './image-archive-layer.js'
 
-export type FixtureCompression = 'none' | 'gzip' | 'zstd'
+export { compressLayer, makeLayerTar, type FixtureCompression } from './image-archive-layer.js'
 
 export interface FixtureImage {
   /** Uncompressed layer tars, or tars with the compression their blob is written in. */
@@ -53,56 +54,11 @@ export const MEDIA_TYPES = {
 export const ANNOTATION_IMAGE_NAME = 'io.containerd.image.name'
 export const ANNOTATION_REF_NAME = 'org.opencontainers.image.ref.name'
 
-/** A fixed time, so that archives are byte-for-byte reproducible. */
+/** A fixed time, so that archives are byte-for-byte reproducible (tar entries use MTIME). */
 const CREATED = '2024-01-01T00:00:00Z'
-const MTIME = 1704067200
 
 const sha256Hex = (data: Uint8Array | string): string =>
   createHash('sha256').update(data).digest('hex')
-
-/**
- * A layer tar of `files`: regular files (mode 0644), parent directories added (0755) where not
- * given; a name ending in `/` is a directory (its value is ignored). Entries sorted by name.
- */
-export async function makeLayerTar(files: Record<string, string | Buffer>): Promise<Buffer> {
-  const entries = new Map<string, TarWriteEntry>()
-  const addDir = (dir: string): void => {
-    if (dir === '' || dir === '.' || entries.has(`${dir}/`)) return
-    addDir(posix.dirname(dir))
-    entries.set(`${dir}/`, {
-      header: { name: `${dir}/`, typeflag: TYPE.DIR, mode: 0o755, mtime: MTIME },
-    })
-  }
-  for (const [name, data] of Object.entries(files)) {
-    if (name.endsWith('/')) {
-      addDir(name.slice(0, -1))
-      continue
-    }
-    addDir(posix.dirname(name))
-    const body = Buffer.from(data)
-    entries.set(name, { header: { name, mode: 0o644, size: body.length, mtime: MTIME }, body })
-  }
-  const sorted = [...entries.keys()].sort().map((k) => entries.get(k)!)
-  return collect(writeTar(sorted))
-}
-
-async function collect(chunks: AsyncIterable<Uint8Array>): Promise<Buffer> {
-  const parts: Uint8Array[] = []
-  for await (const c of chunks) parts.push(Buffer.from(c))
-  return Buffer.concat(parts)
-}
-
-/** `data` compressed as a layer blob. */
-export function compressLayer(data: Buffer, compression: FixtureCompression): Buffer {
-  switch (compression) {
-    case 'none':
-      return data
-    case 'gzip':
-      return gzipSync(data)
-    case 'zstd':
-      return execFileSync('zstd', ['-q', '-c', '-3'], { input: data, maxBuffer: 1 << 30 })
-  }
-}
 
 interface BuiltLayer {
   readonly tar: Buffer

@@ -15,28 +15,35 @@
  * - images and names are as the calls that returned left them: the one call in progress at
  *   the kill may have had its effect or not, name by name and image by image;
  * - layers export bytes that hash to their DiffIDs (a sample per kill, all of them at the end).
+ *
+ * The archives are in image-crash-archives.ts, the model of the expected state and the checks
+ * in image-crash-checks.ts; this file holds the tests.
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { createHash } from 'node:crypto'
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { ChainId } from '../digest/digest.js'
 import { ImageStore } from '../image/image-store.js'
 import { JOURNALS_DIR } from '../image/journal.js'
 import { scratch } from './corpus.js'
 import { driversUnderTest } from './drivers.js'
+import { buildDockerArchive, makeLayerTar } from './image-archive.js'
+import { buildCrashArchives } from './image-crash-archives.js'
 import {
-  buildDockerArchive,
-  buildOciLayout,
-  fullName,
-  makeLayerTar,
-  type FixtureImage,
-} from './image-archive.js'
-import { danglingLinks, driverIds, listAll } from './store-crash.js'
+  apply,
+  checkExports,
+  checkState,
+  checkStore,
+  copy,
+  replay,
+  type State,
+} from './image-crash-checks.js'
+import { listAll } from './store-crash.js'
 import { runAndKill } from './run-and-kill.js'
+
+export { buildCrashArchives, type CrashArchive } from './image-crash-archives.js'
 
 const CHILD = fileURLToPath(new URL('./image-crash-child.js', import.meta.url))
 const KILLS = Number(process.env['LAYERSTORE_CRASH_KILLS'] ?? 100)
@@ -44,271 +51,6 @@ const KILLS = Number(process.env['LAYERSTORE_CRASH_KILLS'] ?? 100)
 const MAX_RUN_MS = 400
 /** Layers hashed after each kill (all of them after the last). */
 const SAMPLED_LAYERS = 3
-
-/** An archive the parent built: what loading it must give. */
-export interface CrashArchive {
-  readonly path: string
-  readonly images: readonly { readonly id: string; readonly tags: readonly string[] }[]
-}
-
-/** `size` deterministic bytes: half a sha256 stream (incompressible), half text. */
-function content(name: string, size: number): Buffer {
-  const out = Buffer.alloc(size)
-  let block = createHash('sha256').update(name).digest()
-  const half = size >> 1
-  for (let o = 0; o < half; o += block.length) {
-    block.copy(out, o, 0, Math.min(block.length, half - o))
-    block = createHash('sha256').update(block).digest()
-  }
-  out.fill(`${name} line\n`, half)
-  return out
-}
-
-/** A layer of `files` files of `size` bytes under `dir/`. */
-function layer(dir: string, files: number, size: number): Promise<Buffer> {
-  const entries: Record<string, Buffer> = {}
-  for (let i = 0; i < files; i++) entries[`${dir}/f${i}`] = content(`${dir}/${i}`, size)
-  return makeLayerTar(entries)
-}
-
-/**
- * The archives the child loads, written into `dir`: eight images over twelve layers, the
- * base layer in most of them (uncompressed in some archives, gzip in others).
- */
-export async function buildCrashArchives(dir: string): Promise<CrashArchive[]> {
-  const base = await layer('usr/base', 8, 96 << 10)
-  const mid = await layer('usr/mid', 4, 64 << 10)
-  const app = async (name: string, files: number): Promise<Buffer> =>
-    layer(`app/${name}`, files, 48 << 10)
-  const [a, b, c, d, e, f, o1, o2] = await Promise.all([
-    app('a', 4),
-    app('b', 3),
-    app('c', 6),
-    app('d', 2),
-    app('e', 5),
-    app('f', 3),
-    layer('opt/one', 6, 64 << 10),
-    layer('opt/two', 2, 32 << 10),
-  ])
-  const gz = (tar: Buffer) => ({ tar, compression: 'gzip' as const })
-  const I0: FixtureImage = { layers: [base], repoTags: ['crash/base:1'] }
-  const I1: FixtureImage = { layers: [base, a], repoTags: ['crash/a:1'] }
-  const I2: FixtureImage = { layers: [base, mid, gz(b)], repoTags: ['crash/b:1', 'crash/b'] }
-  const I3: FixtureImage = { layers: [gz(base), gz(mid), gz(c)], repoTags: ['crash/c:1'] }
-  const I4: FixtureImage = { layers: [o1, gz(o2)], repoTags: ['example.com/crash/other:1'] }
-  const I5: FixtureImage = { layers: [base, a, d], repoTags: ['crash/d:1'] }
-  const I6: FixtureImage = { layers: [base, gz(e)] } // no name
-  const I7: FixtureImage = { layers: [gz(base), f], repoTags: ['crash/a:1'] } // takes I1's name
-  const built: { path: string; ids: string[]; images: FixtureImage[] }[] = []
-  const add = async (
-    images: FixtureImage[],
-    make: (images: FixtureImage[]) => Promise<{ path: string; ids: string[] }>,
-  ): Promise<void> => {
-    built.push({ ...(await make(images)), images })
-  }
-  const at = (name: string): string => join(dir, name)
-  await add([I0, I1], (i) => buildDockerArchive(at('a0.tar'), i))
-  await add([I2], (i) => buildOciLayout(at('a1.tar'), i))
-  await add([I3], (i) => buildDockerArchive(at('a2'), i, { tar: false }))
-  await add([I4, I5], (i) => buildOciLayout(at('a3'), i, { tar: false }))
-  await add([I6, I1], (i) => buildDockerArchive(at('a4.tar'), i, { legacy: true }))
-  await add([I7], (i) => buildDockerArchive(at('a5.tar'), i))
-  await add([I2, I3, I5], (i) => buildOciLayout(at('a6.tar'), i))
-  return built.map(({ path, ids, images }) => ({
-    path,
-    images: images.map((img, k) => ({ id: ids[k]!, tags: (img.repoTags ?? []).map(fullName) })),
-  }))
-}
-
-/** Images and names: image ID, and full name → image ID. */
-interface State {
-  images: Set<string>
-  tags: Map<string, string>
-}
-
-type Op =
-  | { kind: 'load'; archive: number }
-  | { kind: 'remove'; ref: string }
-  | { kind: 'tag'; id: string; target: string }
-
-const copy = (s: State): State => ({ images: new Set(s.images), tags: new Map(s.tags) })
-
-/** Applies a call to the model as ImageStore does it; returns the IDs it loads or deletes. */
-function apply(state: State, op: Op, archives: readonly CrashArchive[]): string[] {
-  switch (op.kind) {
-    case 'load': {
-      const images = archives[op.archive]!.images
-      for (const { id, tags } of images) {
-        state.images.add(id)
-        for (const t of tags) state.tags.set(t, id) // a name moves to the new image
-      }
-      return images.map((i) => i.id)
-    }
-    case 'remove': {
-      const byId = op.ref.startsWith('sha256:')
-      const id = byId ? op.ref : state.tags.get(op.ref)
-      assert.ok(id !== undefined && state.images.has(id), `the child removes ${op.ref}: unknown`)
-      if (byId) {
-        for (const [t, v] of state.tags) if (v === id) state.tags.delete(t)
-      } else {
-        state.tags.delete(op.ref)
-      }
-      if ([...state.tags.values()].includes(id)) return [] // untagged only
-      state.images.delete(id)
-      return [id]
-    }
-    case 'tag':
-      assert.ok(state.images.has(op.id), `the child tags ${op.id}: unknown`)
-      state.tags.set(op.target, op.id)
-      return []
-  }
-}
-
-/**
- * Replays what the child printed on `state`: every call that returned; returns the call in
- * progress at the kill, if any.
- */
-function replay(lines: readonly string[], state: State, archives: readonly CrashArchive[]) {
-  let pending: Op | undefined
-  let loads = 0
-  for (const line of lines) {
-    const [what, ...args] = line.split(' ')
-    switch (what) {
-      case 'ready':
-        break
-      case 'load':
-        pending = { kind: 'load', archive: Number(args[0]) }
-        break
-      case 'remove':
-        pending = { kind: 'remove', ref: args[0]! }
-        break
-      case 'tag':
-        pending = { kind: 'tag', id: args[0]!, target: args[1]! }
-        break
-      case 'loaded':
-      case 'removed':
-      case 'tagged': {
-        assert.ok(pending !== undefined, `"${line}" without its call`)
-        const ids = apply(state, pending, archives)
-        if (what === 'loaded') loads++
-        if (what !== 'tagged')
-          assert.deepEqual(args.slice(1).sort(), [...ids].sort(), `the child's "${line}"`)
-        pending = undefined
-        break
-      }
-      default:
-        assert.fail(`the child printed "${line}"`)
-    }
-  }
-  return { pending, loads }
-}
-
-/** Files under `dir` (recursively) whose name ends in `.tmp`. */
-function tmpFiles(dir: string): string[] {
-  const out: string[] = []
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    if (e.isDirectory()) out.push(...tmpFiles(join(dir, e.name)))
-    else if (e.name.endsWith('.tmp')) out.push(join(dir, e.name))
-  }
-  return out
-}
-
-/** Checks the layers and records are consistent and nothing is left over; returns the state. */
-async function checkStore(
-  images: ImageStore,
-  root: string,
-  driver: string,
-  at: string,
-): Promise<State> {
-  const layers = images.layers
-  await layers.cleanup()
-  assert.deepEqual(listAll(join(root, JOURNALS_DIR)), [], `${at}: a journal is left`)
-  const imageDir = join(root, 'image', driver)
-  const layerdb = join(imageDir, 'layerdb')
-  assert.deepEqual(listAll(join(layerdb, 'tmp')), [], `${at}: a write set is left`)
-  assert.deepEqual(
-    listAll(join(layerdb, 'sha256')).filter((n) => n.endsWith('-removing')),
-    [],
-    `${at}: an orphan is left`,
-  )
-  assert.deepEqual(
-    listAll(join(root, 'layerstore', 'inflight')),
-    [],
-    `${at}: an in-flight marker is left`,
-  )
-  const known = new Set([...layers.map().values()].map((l) => l.cacheId))
-  assert.deepEqual(
-    driverIds(root, driver).filter((id) => !known.has(id)),
-    [],
-    `${at}: driver directories without a record`,
-  )
-  if (driver === 'overlay2') {
-    assert.deepEqual(danglingLinks(root), [], `${at}: short links without a layer`)
-    const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
-    assert.equal(mounts.includes(root), false, `${at}: a mount is left`)
-  }
-  assert.deepEqual(tmpFiles(imageDir), [], `${at}: temporary files are left`)
-  const content = join(imageDir, 'imagedb', 'content', 'sha256')
-  assert.deepEqual(
-    listAll(join(imageDir, 'imagedb', 'metadata', 'sha256')).filter(
-      (hex) => !listAll(content).includes(hex),
-    ),
-    [],
-    `${at}: image metadata without its configuration`,
-  )
-
-  const state: State = { images: new Set(), tags: new Map() }
-  const used = new Set<string>()
-  for (const img of images.list()) {
-    state.images.add(img.id)
-    for (const t of [...img.repoTags, ...img.repoDigests]) state.tags.set(t, img.id)
-    for (const c of img.layers) {
-      assert.ok(layers.map().has(c), `${at}: image ${img.id} lacks its layer ${c}`)
-      used.add(c)
-    }
-  }
-  const unused = [...layers.map().keys()].filter((c) => !used.has(c))
-  assert.deepEqual(unused, [], `${at}: layers no image uses`)
-  return state
-}
-
-/** Hashes the export of each layer in `chainIds` against its DiffID. */
-async function checkExports(images: ImageStore, chainIds: readonly ChainId[], at: string) {
-  for (const c of chainIds) {
-    const l = await images.layers.get(c)
-    const hash = createHash('sha256')
-    for await (const chunk of l.tarStream()) hash.update(chunk as Buffer)
-    assert.equal(
-      `sha256:${hash.digest('hex')}`,
-      l.diffId,
-      `${at}: ${c} does not export to its DiffID`,
-    )
-    images.layers.detach(l)
-  }
-}
-
-/** The observed state must be, name by name and image by image, before or after the call. */
-function checkState(observed: State, before: State, after: State, at: string): void {
-  const ids = new Set([...before.images, ...after.images, ...observed.images])
-  for (const id of ids) {
-    const seen = observed.images.has(id)
-    assert.ok(
-      seen === before.images.has(id) || seen === after.images.has(id),
-      `${at}: image ${id} is ${seen ? 'there' : 'gone'}`,
-    )
-  }
-  const names = new Set([...before.tags.keys(), ...after.tags.keys(), ...observed.tags.keys()])
-  for (const name of names) {
-    const seen = observed.tags.get(name)
-    assert.ok(
-      seen === before.tags.get(name) || seen === after.tags.get(name),
-      `${at}: ${name} points at ${seen ?? 'nothing'}, expected ${before.tags.get(name) ?? 'nothing'}` +
-        (after.tags.get(name) !== before.tags.get(name)
-          ? ` or ${after.tags.get(name) ?? 'nothing'}`
-          : ''),
-    )
-  }
-}
 
 /** Registers the harness as a test on `driver` (skipped where the driver cannot run). */
 export function imageCrashHarness(driver: 'vfs' | 'overlay2'): void {

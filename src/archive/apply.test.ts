@@ -282,6 +282,35 @@ test(
   },
 )
 
+test(
+  "an overlay whiteout device takes its entry's owner through the id maps; without chown, none is needed",
+  { skip: !isRoot && 'mknod and chown need root' },
+  async () => {
+    const { dir, remove } = await scratch()
+    try {
+      const idMappings = {
+        uids: [{ containerId: 0, hostId: 100_000, size: 65_536 }],
+        gids: [{ containerId: 0, hostId: 200_000, size: 65_536 }],
+      }
+      const whiteout = (name: string, uid: number, gid: number) =>
+        writeTar([{ header: { name, mode: 0o600, uid, gid }, body: Buffer.alloc(0) }])
+      const overlay = { whiteoutFormat: 'overlay' as const, idMappings }
+      await apply(whiteout('.wh.gone', 3, 4), dir, overlay)
+      const dev = lstatSync(join(dir, 'gone'))
+      assert.ok(dev.isCharacterDevice())
+      assert.deepEqual([dev.rdev, dev.uid, dev.gid], [0, 100_003, 200_004])
+      await assert.rejects(apply(whiteout('.wh.other', 70_000, 0), dir, overlay), {
+        code: 'ARCHIVE_UNMAPPED_ID',
+      })
+      // Nothing is chowned: an id the maps do not cover is no error, as for any other entry.
+      await apply(whiteout('.wh.other', 70_000, 0), dir, { ...overlay, noLchown: true })
+      assert.ok(lstatSync(join(dir, 'other')).isCharacterDevice())
+    } finally {
+      await remove()
+    }
+  },
+)
+
 test('a failed apply closes its file and names the entry', async () => {
   const { dir, remove } = await scratch()
   try {

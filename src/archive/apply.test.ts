@@ -14,6 +14,12 @@ import { sys } from '../internal/sys.js'
 
 const isRoot = process.getuid?.() === 0
 
+/** Container ids 0-65535 on host uids from 100000 and gids from 200000. */
+const idMappings = {
+  uids: [{ containerId: 0, hostId: 100_000, size: 65_536 }],
+  gids: [{ containerId: 0, hostId: 200_000, size: 65_536 }],
+}
+
 /** A tar of entries named `a/` (directory) or `a` (file whose content is its name). */
 function layer(names: readonly string[]): AsyncIterable<Uint8Array> {
   const entries: TarWriteEntry[] = names.map((name) =>
@@ -222,10 +228,6 @@ test(
   async () => {
     const { dir, remove } = await scratch()
     try {
-      const idMappings = {
-        uids: [{ containerId: 0, hostId: 100_000, size: 65_536 }],
-        gids: [{ containerId: 0, hostId: 200_000, size: 65_536 }],
-      }
       await apply(
         writeTar([
           { header: { name: 'a/b', mode: 0o644, uid: 5, gid: 7 }, body: Buffer.from('b') },
@@ -288,10 +290,6 @@ test(
   async () => {
     const { dir, remove } = await scratch()
     try {
-      const idMappings = {
-        uids: [{ containerId: 0, hostId: 100_000, size: 65_536 }],
-        gids: [{ containerId: 0, hostId: 200_000, size: 65_536 }],
-      }
       const whiteout = (name: string, uid: number, gid: number) =>
         writeTar([{ header: { name, mode: 0o600, uid, gid }, body: Buffer.alloc(0) }])
       const overlay = { whiteoutFormat: 'overlay' as const, idMappings }

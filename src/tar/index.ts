@@ -4,6 +4,7 @@ export * from './limits.js'
 export { TarReader, readTar } from './reader.js'
 export type { ByteSource } from './byte-reader.js'
 export { offer, type EntryTarget, type FileSink } from './entry-target.js'
+export { feed } from './feed.js'
 export {
   encodeHeader,
   formatPaxTime,

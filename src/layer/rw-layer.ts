@@ -1,6 +1,7 @@
 /**
  * Read-write layers as the store keeps them: one {@link MountedLayer} per layer (Docker's
- * mountedLayer), and the {@link RwHandle}s that createRwLayer/getRwLayer give out.
+ * mountedLayer), the {@link RwHandle}s that createRwLayer/getRwLayer give out, and the driver
+ * layers a new one is made of ({@link createRwDriverLayers}).
  */
 import type { Readable } from 'node:stream'
 import type { Driver } from '../drivers/types.js'

@@ -21,6 +21,7 @@ export function layerApplier(
 ): LayerApplier {
   const applier = new Applier(dir, options)
   let open = true
+  let headerSizes: number | undefined
   const release = async (): Promise<void> => {
     if (!open) return
     open = false
@@ -30,8 +31,7 @@ export function layerApplier(
     entry: (header) => applier.entry(header),
     async finish() {
       try {
-        const { size } = await applier.finish()
-        return hooks.size === undefined ? size : await hooks.size(size)
+        headerSizes = (await applier.finish()).size
       } catch (err) {
         await applier.settle()
         applier.abort()
@@ -39,6 +39,10 @@ export function layerApplier(
       } finally {
         await release()
       }
+    },
+    size() {
+      if (headerSizes === undefined) throw new Error('LayerApplier.size() before finish()')
+      return hooks.size === undefined ? Promise.resolve(headerSizes) : hooks.size(headerSizes)
     },
     async abort() {
       if (!open) return
@@ -64,5 +68,6 @@ export async function applyAll(
     await applier.abort()
     throw err
   }
-  return applier.finish()
+  await applier.finish()
+  return applier.size()
 }

@@ -103,8 +103,16 @@ export interface DiffDriver {
 
 /** A layer being filled by {@link DiffDriver.applier}. */
 export interface LayerApplier extends EntryTarget {
-  /** Completes the layer after its last entry; returns its size, as applyDiff does. */
-  finish(): Promise<number>
+  /**
+   * Completes the layer's files after its last entry (directory times, files in flight); the
+   * apply holds nothing after. A layer on this one may be made from then on.
+   */
+  finish(): Promise<void>
+  /**
+   * The layer's size, as applyDiff returns it; after finish(). It may take the time to bring
+   * the layer's data to the disk (overlay2 measures the directory meanwhile).
+   */
+  size(): Promise<number>
   /**
    * Gives up: waits for the work in flight and releases what the apply holds. The layer's
    * files stay for remove(). Idempotent, and a no-op after finish().

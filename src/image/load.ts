@@ -85,28 +85,63 @@ async function loadLayers(
   }
   for (let i = 0; i < start; i++)
     options.onProgress?.({ kind: 'layer-done', diffId: image.diffIds[i]!, bytes: 0, skipped: true })
-  try {
-    for (let i = start; i < chain.length; i++) {
+  if (start === chain.length) return held
+  // The missing layers as one chain: each one's data goes to the disk while the next is read.
+  const reads = new Map<number, LayerRead>()
+  let current = start // the layer being read (a DiffID mismatch is its)
+  const signal = options.signal !== undefined ? { signal: options.signal } : {}
+  const missing = image.diffIds.slice(start).map((diffId, k) => ({
+    tar: async () => {
+      const i = (current = start + k)
+      reads.get(i)?.stream.destroy() // made again (see ChainLayer.tar)
       journal.append(`+ ${chain[i]!}`)
-      const layer = await registerLayer(image, i, source, held, options, layers)
-      if (held !== undefined) await layers.release(held) // the new layer holds its parent
-      held = layer
-    }
-    return held
+      const read = await openLayer(image, i, source, options)
+      reads.set(i, read)
+      return read.stream
+    },
+    options: { expectDiffId: diffId, ...signal },
+  }))
+  try {
+    return await layers.registerChain(missing, held?.chainId, (k) => {
+      const i = start + k
+      options.onProgress?.({
+        kind: 'layer-done',
+        diffId: image.diffIds[i]!,
+        bytes: reads.get(i)?.bytes() ?? 0,
+        skipped: false,
+      })
+    })
   } catch (err) {
-    if (held !== undefined) await layers.release(held).catch(() => undefined)
+    for (const r of reads.values()) r.stream.destroy()
+    const diffId = image.diffIds[current]!
+    if (hasCode(err, 'DIGEST_MISMATCH') && (err as { expected?: unknown }).expected === diffId) {
+      throw new DiffIdMismatchError(
+        `invalid diffID for layer ${current} (${image.layers[current]!.path}): expected ${diffId}, got ${String((err as { actual?: DiffId }).actual)}`,
+        { cause: err },
+      )
+    }
     throw err
+  } finally {
+    if (held !== undefined) await layers.release(held).catch(() => undefined) // the chain holds it
   }
 }
 
-async function registerLayer(
+/** A layer blob being read: its uncompressed tar, and the blob's bytes read so far. */
+interface LayerRead {
+  readonly stream: Readable
+  bytes(): number
+}
+
+/**
+ * The uncompressed tar of the image's layer `index`: its blob read from the archive (reporting
+ * progress), checked against the digest the manifest announces, decompressed.
+ */
+async function openLayer(
   image: ArchiveImage,
   index: number,
   source: ArchiveSource,
-  parent: Layer | undefined,
   options: LoadOptions,
-  layers: LayerStore,
-): Promise<Layer> {
+): Promise<LayerRead> {
   const blob = image.layers[index]!
   const diffId = image.diffIds[index]!
   const total = blobSize(source, blob)
@@ -136,22 +171,7 @@ async function registerLayer(
     compressed,
     options.signal !== undefined ? { signal: options.signal } : {},
   )
-  try {
-    const layer = await layers.register(stream, parent?.chainId, {
-      expectDiffId: diffId,
-      ...(options.signal !== undefined ? { signal: options.signal } : {}),
-    })
-    progress?.({ kind: 'layer-done', diffId, bytes, skipped: false })
-    return layer
-  } catch (err) {
-    stream.destroy()
-    if (hasCode(err, 'DIGEST_MISMATCH') && (err as { expected?: unknown }).expected === diffId)
-      throw new DiffIdMismatchError(
-        `invalid diffID for layer ${index} (${blob.path}): expected ${diffId}, got ${String((err as { actual?: DiffId }).actual)}`,
-        { cause: err },
-      )
-    throw err
-  }
+  return { stream, bytes: () => bytes }
 }
 
 function blobSize(source: ArchiveSource, blob: ArchiveLayer): number | undefined {

@@ -1,8 +1,8 @@
 /**
  * A new driver layer filled from a layer tar in one pass: the tar is applied into the layer,
- * split into the transaction's tar-split metadata and hashed at once; then its files are made
- * durable, so the record committed after never names data a crash could lose (DESIGN.md,
- * crash model).
+ * split into the transaction's tar-split metadata and hashed at once. Then, as a second step
+ * that may overlap the filling of the next layer on this one, its files are made durable, so
+ * the record committed after never names data a crash could lose (DESIGN.md, crash model).
  */
 import { StoreError } from '../errors.js'
 import { DigestMismatchError } from '../digest/errors.js'
@@ -18,15 +18,19 @@ import type { RegisterOptions } from './types.js'
 
 export interface FilledLayer {
   readonly diffId: DiffId
-  /** Σ of the entries' sizes (Docker's layer size). */
-  readonly size: number
   /** Length of the tar. */
   readonly tarSize: number
+  /**
+   * Brings the layer's files to the disk; resolves to Σ of the entries' sizes (Docker's layer
+   * size) once they are. Its record may be committed then.
+   */
+  durable(): Promise<number>
 }
 
 /**
- * Applies `tar` into the driver layer `cacheId` (created on `parentCacheId`), writes its
- * tar-split metadata into `txn` and syncs the filesystem. A DiffID other than
+ * Applies `tar` into the driver layer `cacheId` (created on `parentCacheId`) and writes its
+ * tar-split metadata into `txn`. When it resolves, the layer's files are complete (a layer on
+ * it may be made) but maybe not on disk: see FilledLayer.durable. A DiffID other than
  * `options.expectDiffId` is a DigestMismatchError. On failure the caller removes the layer.
  */
 export async function fillLayer(
@@ -42,7 +46,6 @@ export async function fillLayer(
   const writeback = startWriteback(driver.home)
   let diffId: DiffId
   let tarSize: number
-  let size: number
   try {
     const { signal } = options
     const how = { target: applier, digest: true, ...(signal === undefined ? {} : { signal }) }
@@ -52,7 +55,7 @@ export async function fillLayer(
     })
     diffId = result.diffId!
     tarSize = result.size
-    size = await applier.finish()
+    await applier.finish()
   } finally {
     await writeback.stop()
   }
@@ -61,8 +64,15 @@ export async function fillLayer(
   })
   if (options.expectDiffId !== undefined && diffId !== options.expectDiffId)
     throw new DigestMismatchError(options.expectDiffId, diffId, 'layer')
-  syncFilesystem(driver.home) // the layer's files reach the disk before its record
-  return { diffId, size, tarSize }
+  return {
+    diffId,
+    tarSize,
+    async durable() {
+      const size = await applier.size()
+      syncFilesystem(driver.home) // the layer's files reach the disk before its record
+      return size
+    },
+  }
 }
 
 /** A file-system failure while writing metadata, as a coded error (others pass unchanged). */

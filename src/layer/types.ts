@@ -113,6 +113,16 @@ export interface RegisterOptions {
   readonly signal?: AbortSignal
 }
 
+/** One layer of a chain to register (LayerStore.registerChain). */
+export interface ChainLayer {
+  /**
+   * The layer's tar, uncompressed. Asked for once; once more only if another process recorded
+   * the same layer below at the same time (this one is then made again on that one).
+   */
+  readonly tar: () => AsyncIterable<Uint8Array> | Promise<AsyncIterable<Uint8Array>>
+  readonly options?: RegisterOptions
+}
+
 export interface LayerStoreOptions {
   /** The store root (a Docker data root). */
   readonly root: string

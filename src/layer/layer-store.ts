@@ -415,7 +415,8 @@ export class LayerStore {
 
   /**
    * Under the lock: takes every layer that nothing holds any more out of the map, from
-   * `layer` up its chain, and renames its record `-removing`. Returns them, child first.
+   * `layer` up its chain, and renames its record `-removing` (and drops the tar sizes no
+   * layer needs any more). Returns them, child first.
    */
   async #collect(start: RoLayer): Promise<Removal[]> {
     const out: Removal[] = []
@@ -424,6 +425,10 @@ export class LayerStore {
       this.#layers.delete(l.chainId)
       if (l.parent !== undefined) l.parent.children--
       out.push({ layer: l, orphan })
+    }
+    if (out.length > 0) {
+      const kept = new Set([...this.#layers.values()].map((l) => l.diffId))
+      for (const { layer } of out) if (!kept.has(layer.diffId)) this.#tarSizes.forget(layer.diffId)
     }
     return out
   }

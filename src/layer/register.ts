@@ -73,7 +73,12 @@ export async function registerChain(
   let pending: Pending | undefined
   try {
     for (const [i, { tar, options = {} }] of layers.entries()) {
-      pending = await fill(host, await tar(), sealing?.pending.cacheId ?? belowLayer?.cacheId, options)
+      pending = await fill(
+        host,
+        await tar(),
+        sealing?.pending.cacheId ?? belowLayer?.cacheId,
+        options,
+      )
       if (sealing !== undefined) {
         const held = await sealing.done
         const ours = sealing.pending

@@ -3,9 +3,9 @@
  * saving a layer needs before its first byte (a tar header carries the size), otherwise
  * summed from the whole tar-split metadata (0.7 s for a 45k-entry layer). Equal DiffIDs are
  * equal bytes, so an entry is never stale. Best effort: a missing or unreadable entry is
- * computed again; entries are created whole (O_EXCL, one write) and never rewritten, and
- * pruned when the store sweeps (both under the store's lock, after a layer's record is
- * committed and when no layer has the DiffID any more).
+ * computed again; entries are created whole (O_EXCL, one write) and never rewritten. Under the
+ * store's lock, an entry is made after a layer's record is committed and removed when the
+ * last layer with its DiffID is deleted; a sweep prunes what a crash left in between.
  */
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -35,6 +35,11 @@ export class TarSizeCache {
     } catch {
       // Present already, or not writable: the size is computed when needed.
     }
+  }
+
+  /** Removes the entry of `diffId` (no layer has it any more). */
+  forget(diffId: DiffId): void {
+    rmSync(join(this.#dir, digestHex(diffId)), { force: true })
   }
 
   /** Removes the entries of DiffIDs not in `keep`. */

@@ -2,7 +2,9 @@
  * Loading the images of an archive (Docker's `tarexport` load): for each image, its layers
  * bottom up — a layer already in the store (by ChainID) is not read at all — each blob checked
  * against the digest the manifest announces and, decompressed, against the configuration's
- * DiffID before it is recorded; then the image record and its names, last.
+ * DiffID before it is recorded; then the image record and its names, last. The missing layers
+ * are registered as one chain (LayerStore.registerChain): a layer's data goes to the disk
+ * while the next one is read.
  *
  * A crash never leaves an image record without its layers (the record is written after
  * them). Layers a load registered before it died are listed in its journal (journal.ts); the

@@ -15,7 +15,7 @@ EXIT STATUS
 
 const PROGRESS = `  --progress MODE   auto (bars on a terminal, else none), tty, json (one JSON object per
                     event on standard error: layer-start, layer-progress, layer-done,
-                    image-done), none
+                    image-done; a layer may start before the one below is done), none
 `
 
 export const IMAGE_HELP: Readonly<Record<string, string>> = {

@@ -246,7 +246,7 @@ export class ImageStore {
       // the layers nobody uses, as it does for a load that died (see journal.ts).
       const journal = openJournal(this.layers.root, 'rm')
       try {
-        for (const c of record.chainIds) journal.append(`+ ${c}`)
+        journal.append(...record.chainIds.map((c) => `+ ${c}`))
         await this.#db.deleteImage(id)
         this.#images.delete(id)
         result.deleted.push(id)

@@ -1,8 +1,8 @@
 /**
  * Journals of image loads and removals in progress, under `<root>/layerstore/loads/`: a file
  * per operation, flock'ed for its lifetime (an in-flight marker), one line per layer: `+ ID`
- * for a layer the operation registered (a load) or is deleting (a removal), `= ID` for one it
- * holds. A journal nobody holds belongs to a process that died; rollBackJournals then deletes
+ * for a layer the operation registers (a load lists them all before it starts) or is deleting
+ * (a removal), `= ID` for one it holds. A journal nobody holds belongs to a process that died; rollBackJournals then deletes
  * its `+` layers that no image and no live operation uses.
  */
 import { randomBytes } from 'node:crypto'

@@ -89,6 +89,8 @@ async function loadLayers(
     options.onProgress?.({ kind: 'layer-done', diffId: image.diffIds[i]!, bytes: 0, skipped: true })
   if (start === chain.length) return held
   // The missing layers as one chain: each one's data goes to the disk while the next is read.
+  // Journaled at once, before any is written (one sync, with no layer data yet to flush).
+  journal.append(...chain.slice(start).map((c) => `+ ${c}`))
   const reads = new Map<number, LayerRead>()
   let current = start // the layer being read (a DiffID mismatch is its)
   const signal = options.signal !== undefined ? { signal: options.signal } : {}
@@ -96,7 +98,6 @@ async function loadLayers(
     tar: async () => {
       const i = (current = start + k)
       reads.get(i)?.stream.destroy() // made again (see ChainLayer.tar)
-      journal.append(`+ ${chain[i]!}`)
       const read = await openLayer(image, i, source, options)
       reads.set(i, read)
       return read.stream

@@ -39,11 +39,11 @@ export class InflightMarker {
   }
 
   /**
-   * Adds a line to the marker and syncs it: a journal of the work, for whoever finds the
+   * Adds lines to the marker and syncs it: a journal of the work, for whoever finds the
    * marker after this process died.
    */
-  append(line: string): void {
-    writeSync(this.#fd, `${line}\n`)
+  append(...lines: string[]): void {
+    writeSync(this.#fd, lines.map((l) => `${l}\n`).join(''))
     fdatasyncSync(this.#fd)
   }
 

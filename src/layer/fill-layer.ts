@@ -69,7 +69,7 @@ export async function fillLayer(
     tarSize,
     async durable() {
       const size = await applier.size()
-      syncFilesystem(driver.home) // the layer's files reach the disk before its record
+      await syncFilesystem(driver.home) // the layer's files reach the disk before its record
       return size
     },
   }

@@ -232,13 +232,14 @@ export async function fsyncTree(dir: string): Promise<void> {
 }
 
 /**
- * Flushes the whole filesystem holding `path` (syncfs(2)): one call instead of an fsync per
- * file, for a layer's driver directory before its record is committed (DESIGN.md, crash model).
+ * Flushes the whole filesystem holding `path` (syncfs(2), on the thread pool: the event loop
+ * goes on meanwhile): one call instead of an fsync per file, for a layer's driver directory
+ * before its record is committed (DESIGN.md, crash model).
  */
-export function syncFilesystem(path: string): void {
+export async function syncFilesystem(path: string): Promise<void> {
   const fd = openSync(path, constants.O_RDONLY)
   try {
-    sys.syncfs(fd)
+    await sys.syncfsAsync(fd)
   } finally {
     closeSync(fd)
   }

@@ -112,6 +112,45 @@ for (const { name: driver, skip } of driversUnderTest())
     },
   )
 
+test(
+  'cli: register of several files is a chain, each on the one before; a bad one leaves none',
+  { skip: !hasCorpus() && 'no corpus' },
+  async (t) => {
+    const { dir: root, remove } = await scratch('layerstore-cli-')
+    t.after(remove)
+    const { run, json } = cli(root)
+    const files = [chain('basic-two-layers', 1), chain('basic-two-layers', 2)]
+    const made = json<LayerJson[]>(['layer', 'register', ...files])
+    assert.deepEqual(
+      made.map((l) => l.diffId),
+      files.map((f) => sha256(readFileSync(f))),
+    )
+    assert.deepEqual(
+      made.map((l) => l.parent),
+      [null, made[0]!.chainId],
+    )
+    const text = run(['layer', 'register', ...files]) // the same layers again, as text
+    assert.equal(text.out, made.map((l) => `${l.chainId}\n`).join(''))
+    for (const [i, l] of made.entries())
+      assert.deepEqual(run(['layer', 'export', l.chainId]).raw, readFileSync(files[i]!))
+    assert.equal(run(['layer', 'register', files[0]!, '-']).status, EXIT.usage)
+
+    const other = join(root, 'other.tar')
+    writeFileSync(other, readFileSync(chain('whiteout-file', 1)))
+    const bad = join(root, 'bad.tar')
+    writeFileSync(bad, Buffer.alloc(1536, 'x')) // no tar
+    const failed = run(['layer', 'register', '--parent', made[1]!.chainId, other, bad])
+    assert.notEqual(failed.status, 0)
+    assert.deepEqual(
+      json<LayerJson[]>(['layer', 'ls'])
+        .map((l) => l.chainId)
+        .sort(),
+      made.map((l) => l.chainId).sort(),
+      'the layer made before the bad one is gone',
+    )
+  },
+)
+
 for (const { name: driver, skip } of driversUnderTest())
   test(
     `cli on ${driver}: a read-write layer across processes: create, mount, write, changes, diff, commit, rm`,

@@ -133,3 +133,32 @@ describe('corrupt archives leave the store exactly as it was', () => {
     })
   }
 })
+
+test('a failed load on a layer that nothing holds leaves that layer', async (t) => {
+  const dir = await tempDir(t, 'image-corrupt-unheld')
+  const [a, b, c] = await threeLayers()
+  const root = join(dir, 'root')
+  const store = await ImageStore.open({ root })
+  const good = await buildDockerArchive(join(dir, 'good.tar'), [
+    { layers: [c!], repoTags: ['x/c:1'] },
+  ])
+  await store.load(good.path)
+  // As `layer register` leaves a layer: recorded, held by nothing once the command exits.
+  const base = await store.layers.register(
+    (async function* () {
+      yield a!
+    })(),
+  )
+  store.layers.detach(base)
+  const bad = await buildDockerArchive(join(dir, 'bad.tar'), [
+    {
+      layers: [a!, b!],
+      repoTags: ['x/bad:1'],
+      config: { rootfs: { type: 'layers', diff_ids: [sha(a!), sha(a!)] } },
+    },
+  ])
+  const before = listing(root)
+  await assert.rejects(store.load(bad.path), (e) => hasCode(e, 'IMAGE_DIFF_ID_MISMATCH'))
+  assert.deepEqual(listing(root), before)
+  assert.ok(store.layers.map().has(base.chainId))
+})

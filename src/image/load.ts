@@ -125,7 +125,9 @@ async function loadLayers(
     }
     throw err
   } finally {
-    if (held !== undefined) await layers.release(held).catch(() => undefined) // the chain holds it
+    // Let go without deleting: the chain holds it now, or the load failed and the layer stays
+    // as it was before (held by others, or by nothing, as a layer that `layer register` left).
+    if (held !== undefined) layers.detach(held)
   }
 }
 

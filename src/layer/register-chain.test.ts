@@ -1,7 +1,9 @@
 /**
  * LayerStore.registerChain, which seals each layer while the next one is filled: the same
- * layers as register() one by one, on every driver; a layer below that was recorded before
- * ours (the next one is made again on it); a failure in the middle; the depth cap.
+ * layers as register() one by one, on every driver, also for every corpus chain (hard links
+ * to a lower layer's file, a symlinked parent in a lower layer...); a layer below that was
+ * recorded before ours (the next one is made again on it); a failure in the middle; the
+ * depth cap.
  */
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -11,9 +13,12 @@ import { buffer } from 'node:stream/consumers'
 import { LayerStore, MAX_LAYER_DEPTH } from './layer-store.js'
 import type { ChainLayer, Layer } from './types.js'
 import type { DiffId } from '../digest/digest.js'
+import { chains, layerStream } from '../testing/chains.js'
+import { hasCorpus } from '../testing/corpus.js'
 import { driversUnderTest } from '../testing/drivers.js'
 import { makeLayerTar } from '../testing/image-archive.js'
 import { listing, sha, tempDir } from '../testing/image-test-kit.js'
+import { compareTrees, snapshot } from '../testing/tree.js'
 
 async function* once(data: Buffer): AsyncGenerator<Uint8Array> {
   yield data
@@ -95,6 +100,33 @@ for (const d of driversUnderTest()) {
       assert.equal(store.map().size, 0)
       assert.deepEqual(driverLayers(store), [])
     })
+
+    test(
+      'every corpus chain as one chain: the ChainID of one by one, the expected tree',
+      { skip: hasCorpus() ? false : 'no corpus' },
+      async (t) => {
+        const dir = await tempDir(t, 'chain-corpus')
+        for (const [n, c] of chains().entries()) {
+          const one = await LayerStore.open({ root: join(dir, `one-${n}`), driver: d.name })
+          let below: Layer | undefined
+          for (const l of c.layers) below = await one.register(layerStream(l.file), below?.chainId)
+          const store = await LayerStore.open({ root: join(dir, `chain-${n}`), driver: d.name })
+          const top = await store.registerChain(
+            c.layers.map((l) => ({ tar: () => layerStream(l.file) })),
+          )
+          assert.equal(top.chainId, below!.chainId, c.chain)
+          const rw = await store.createRwLayer('c', top.chainId)
+          try {
+            const tree = snapshot(await rw.mount())
+            const options = { unspecifiedMtime: c.unspecified_dir_mtime ?? [], ignoreNlink: true }
+            assert.deepEqual(compareTrees(c.expected.tree!, tree, options), [], c.chain)
+            await rw.unmount()
+          } finally {
+            await store.releaseRwLayer(rw)
+          }
+        }
+      },
+    )
 
     test('a layer below that is recorded before ours: ours goes, the next is made again on it', async (t) => {
       const dir = await tempDir(t, 'chain-dup')

@@ -12,7 +12,7 @@ import { print, UsageError, type GlobalOptions } from '../output.js'
 import { stdoutSink } from '../stdout-sink.js'
 
 export const HELP = `Usage:
-  layerstore layer register [--parent CHAIN] [FILE|-]
+  layerstore layer register [--parent CHAIN] [FILE...|-]
   layerstore layer ls
   layerstore layer inspect CHAIN
   layerstore layer export CHAIN [-o FILE]
@@ -21,6 +21,9 @@ export const HELP = `Usage:
 register  Applies a layer tar (plain, gzip, zstd, xz or bzip2, found by magic number) on top of
           the layer CHAIN, or as a base layer, and records it. Registering the same content on
           the same parent again gives the same layer. Prints its ChainID (--json: the layer).
+          Several files are a chain, each on the one before (an image's layers, bottom first;
+          each layer's data goes to the disk while the next is applied): one ChainID a line
+          (--json: the layers); if one fails, those it made are deleted.
 ls        Lists the layers: ChainID, DiffID, size of the chain and of the layer itself.
 inspect   Shows one layer.
 export    Writes the exact tar that was registered (to FILE or standard output). Fails with
@@ -74,14 +77,30 @@ export async function layer(argv: string[], global: GlobalOptions): Promise<numb
   }
   switch (sub) {
     case 'register': {
-      if (positionals.length > 1) throw new UsageError('layer register takes at most one file')
-      const file = positionals[0] ?? '-'
+      const files = positionals.length === 0 ? ['-'] : positionals
+      if (files.length > 1 && files.includes('-'))
+        throw new UsageError('layer register reads standard input only as its one file')
       const parent = values.parent === undefined ? undefined : chainIdArg(values.parent)
       const store = await openStore(global)
-      const source = file === '-' ? process.stdin : fileChunks(file)
-      const { stream } = await decompress(source)
-      const l = await store.register(stream, parent)
-      print(global, layerJson(l), `${l.chainId}\n`)
+      const made: LayerInfo[] = []
+      const chain = files.map((file) => ({
+        tar: async () => {
+          const { stream } = await decompress(file === '-' ? process.stdin : fileChunks(file))
+          return stream
+        },
+      }))
+      // Held for the duration, and let go without deleting: the store only releases its own
+      // hold on the parent when the registration fails, which would delete a parent that
+      // nothing holds (a layer registered by an earlier command) instead of leaving it.
+      const held = parent === undefined ? undefined : await store.get(parent)
+      let top: LayerInfo
+      try {
+        top = await store.registerChain(chain, parent, (_, l) => made.push(l))
+      } finally {
+        if (held !== undefined) store.detach(held)
+      }
+      if (files.length === 1) print(global, layerJson(top), `${top.chainId}\n`)
+      else print(global, made.map(layerJson), made.map((l) => `${l.chainId}\n`).join(''))
       return 0
     }
     case 'ls': {

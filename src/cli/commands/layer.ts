@@ -7,6 +7,7 @@ import { chainIdArg } from '../args.js'
 import type { ChainId } from '../../digest/digest.js'
 import { decompress } from '../../archive/decompress.js'
 import type { LayerInfo, LayerMetadata } from '../../layer/types.js'
+import { withLayerHeld } from '../hold.js'
 import { openImages, openStore } from '../open-store.js'
 import { print, UsageError, type GlobalOptions } from '../output.js'
 import { stdoutSink } from '../stdout-sink.js'
@@ -89,16 +90,9 @@ export async function layer(argv: string[], global: GlobalOptions): Promise<numb
           return stream
         },
       }))
-      // Held for the duration, and let go without deleting: the store only releases its own
-      // hold on the parent when the registration fails, which would delete a parent that
-      // nothing holds (a layer registered by an earlier command) instead of leaving it.
-      const held = parent === undefined ? undefined : await store.get(parent)
-      let top: LayerInfo
-      try {
-        top = await store.registerChain(chain, parent, (_, l) => made.push(l))
-      } finally {
-        if (held !== undefined) store.detach(held)
-      }
+      const top = await withLayerHeld(store, parent, () =>
+        store.registerChain(chain, parent, (_, l) => made.push(l)),
+      )
       if (files.length === 1) print(global, layerJson(top), `${top.chainId}\n`)
       else print(global, made.map(layerJson), made.map((l) => `${l.chainId}\n`).join(''))
       return 0

@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util'
 import { chainIdArg } from '../args.js'
 import type { RwLayer } from '../../layer/types.js'
 import type { LayerStore } from '../../layer/layer-store.js'
+import { withLayerHeld } from '../hold.js'
 import { openImages, openStore } from '../open-store.js'
 import { commitConfig } from '../../image/commit-config.js'
 import type { ImageStore } from '../../image/image-store.js'
@@ -94,7 +95,7 @@ export async function rw(argv: string[], global: GlobalOptions): Promise<number>
   switch (sub) {
     case 'create': {
       const parent = values.parent === undefined ? undefined : parentArg(images, values.parent)
-      const layer = await store.createRwLayer(name, parent)
+      const layer = await withLayerHeld(store, parent, () => store.createRwLayer(name, parent))
       const json = { name, parent: layer.parent?.chainId ?? null, mountId: layer.mountId }
       print(global, json, `${name}\n`)
       return 0

@@ -3,7 +3,7 @@
  * lives on disk, not in a daemon), JSON shapes of DESIGN.md's CLI contract, exact exports,
  * coded errors with their exit statuses, and two processes registering at once.
  */
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
@@ -45,6 +45,13 @@ function cli(root: string, driver = 'vfs') {
   return { run, json }
 }
 
+/** The CLI on a fresh root (removed after the test). */
+async function cliOnScratch(t: TestContext, driver = 'vfs') {
+  const { dir: root, remove } = await scratch('layerstore-cli-')
+  t.after(remove)
+  return { root, ...cli(root, driver) }
+}
+
 interface LayerJson {
   chainId: string
   diffId: string
@@ -62,9 +69,7 @@ for (const { name: driver, skip } of driversUnderTest())
     `cli on ${driver}: register, ls, inspect, export byte for byte, rm child first`,
     { skip: skip ?? (!hasCorpus() && 'no corpus') },
     async (t) => {
-      const { dir: root, remove } = await scratch('layerstore-cli-')
-      t.after(remove)
-      const { run, json } = cli(root, driver)
+      const { root, run, json } = await cliOnScratch(t, driver)
       const gz = join(corpusDir(), 'layers', 'gzip-chain', 'layer1.tar.gz')
       const l1 = json<LayerJson>(['layer', 'register', gz]) // gzip, detected by magic
       const plain = gunzipSync(readFileSync(gz))
@@ -116,9 +121,7 @@ test(
   'cli: register of several files is a chain, each on the one before; a bad one leaves none',
   { skip: !hasCorpus() && 'no corpus' },
   async (t) => {
-    const { dir: root, remove } = await scratch('layerstore-cli-')
-    t.after(remove)
-    const { run, json } = cli(root)
+    const { root, run, json } = await cliOnScratch(t)
     const files = [chain('basic-two-layers', 1), chain('basic-two-layers', 2)]
     const made = json<LayerJson[]>(['layer', 'register', ...files])
     assert.deepEqual(
@@ -156,9 +159,7 @@ for (const { name: driver, skip } of driversUnderTest())
     `cli on ${driver}: a read-write layer across processes: create, mount, write, changes, diff, commit, rm`,
     { skip: skip ?? (!hasCorpus() && 'no corpus') },
     async (t) => {
-      const { dir: root, remove } = await scratch('layerstore-cli-')
-      t.after(remove)
-      const { run, json } = cli(root, driver)
+      const { run, json } = await cliOnScratch(t, driver)
       const base = json<LayerJson>(['layer', 'register', chain('basic-two-layers', 1)])
       const created = json<{ name: string; parent: string; mountId: string }>([
         'rw',
@@ -211,9 +212,7 @@ test(
   'cli: two processes registering the same layer at once get one layer',
   { skip: !hasCorpus() && 'no corpus' },
   async (t) => {
-    const { dir: root, remove } = await scratch('layerstore-cli-')
-    t.after(remove)
-    const { json } = cli(root)
+    const { root, json } = await cliOnScratch(t)
     const tar = chain('basic-two-layers', 1)
     const one = (): Promise<string> =>
       new Promise((resolve, reject) => {

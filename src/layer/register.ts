@@ -83,9 +83,10 @@ export async function registerChain(
         const held = await sealing.done
         const ours = sealing.pending
         sealing = undefined
-        if (below !== undefined) await host.release(below)
+        const previous = below // the new layer holds it now
         below = held
         belowLayer = held.layer
+        if (previous !== undefined) await host.release(previous)
         if (held.layer.cacheId !== ours.cacheId) {
           // Another process recorded the layer below first: ours goes, and this one is made
           // again on theirs.

@@ -12,6 +12,7 @@ import { spawnSync } from 'node:child_process'
 import { createGunzip } from 'node:zlib'
 import { pipeline } from 'node:stream/promises'
 import { createWriteStream } from 'node:fs'
+import type { TestContext } from 'node:test'
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 
@@ -68,6 +69,13 @@ export async function scratch(
 ): Promise<{ dir: string; remove: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), prefix))
   return { dir, remove: () => rm(dir, { recursive: true, force: true }) }
+}
+
+/** A scratch directory removed after the test `t`. */
+export async function scratchFor(t: TestContext, prefix = 'layerstore-test-'): Promise<string> {
+  const { dir, remove } = await scratch(prefix)
+  t.after(remove)
+  return dir
 }
 
 /**

@@ -1,15 +1,13 @@
 /** What the image tests share: scratch directories, small layers, a store's full listing. */
 import type { TestContext } from 'node:test'
 import { createHash } from 'node:crypto'
-import { scratch } from './corpus.js'
+import { scratchFor } from './corpus.js'
 import { makeLayerTar } from './image-archive.js'
 import { snapshot } from './tree.js'
 
 /** A scratch directory removed after the test. */
-export async function tempDir(t: TestContext, name: string): Promise<string> {
-  const { dir, remove } = await scratch(`layerstore-${name}-`)
-  t.after(remove)
-  return dir
+export function tempDir(t: TestContext, name: string): Promise<string> {
+  return scratchFor(t, `layerstore-${name}-`)
 }
 
 export const sha = (b: Uint8Array): string =>

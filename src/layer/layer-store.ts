@@ -12,11 +12,9 @@
  * files (its record is renamed `-removing` under the lock, its data removed after).
  */
 import { randomBytes } from 'node:crypto'
-import { createReadStream, mkdirSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { Readable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
-import { chainId as chainIdOf } from '../digest/chain-id.js'
 import { parseChainId, type ChainId, type DiffId } from '../digest/digest.js'
 import { FileLock } from '../internal/lock.js'
 import { InflightMarker } from '../internal/inflight.js'
@@ -26,7 +24,7 @@ import type { MountRecord, Orphan } from '../metadata/types.js'
 import { checksumDriverLayer } from './graph-checksum.js'
 import { layerTarSize, layerTarStream } from './layer-tar.js'
 import { openDriver } from './open-driver.js'
-import { registerChain, type RegisterHost } from './register.js'
+import { adoptDriverLayer, registerChain, type RegisterHost } from './register.js'
 import { TarSizeCache } from './tar-size-cache.js'
 import { DiskView } from './disk-view.js'
 import { LayerHandle, RoLayer } from './ro-layer.js'
@@ -158,7 +156,7 @@ export class LayerStore {
       layer: (chainId) => this.#layers.get(chainId),
       hold: (layer) => this.#hold(layer),
       recorded: (layer, tarSize) => {
-        this.#tarSizes.set(layer.diffId, tarSize)
+        if (tarSize !== undefined) this.#tarSizes.set(layer.diffId, tarSize)
         this.#view.insert(layer)
       },
       release: (handle) => this.release(handle),
@@ -227,26 +225,7 @@ export class LayerStore {
     const parentHandle = parent === undefined ? undefined : await this.get(parent)
     try {
       const p = parentHandle?.layer
-      const chainId = chainIdOf(p?.chainId, diffId)
-      return await this.#locked(async () => {
-        const existing = this.#layers.get(chainId)
-        if (existing !== undefined) return this.#hold(existing)
-        const txn = await this.#db.begin()
-        try {
-          txn.setDiffId(diffId)
-          txn.setSize(size)
-          txn.setCacheId(graphId)
-          if (p !== undefined) txn.setParent(p.chainId)
-          await pipeline(createReadStream(tarDataFile), txn.tarSplitStream())
-          await txn.commit(chainId)
-        } catch (err) {
-          await txn.cancel().catch(() => undefined)
-          throw err
-        }
-        const layer = new RoLayer(await this.#db.readLayer(chainId), p)
-        this.#view.insert(layer)
-        return this.#hold(layer)
-      })
+      return await adoptDriverLayer(this.#registerHost, graphId, p, diffId, tarDataFile, size)
     } finally {
       if (parentHandle !== undefined) await this.release(parentHandle)
     }

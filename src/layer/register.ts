@@ -1,5 +1,6 @@
 /**
- * Registering layer tars (Docker's Register), one or a chain of them each on the one before.
+ * Registering layer tars (Docker's Register), one or a chain of them each on the one before,
+ * and adopting a driver layer that is already on disk (Docker's RegisterByGraphID).
  *
  * A layer is made in two steps: filled (its tar applied, split and hashed into a new driver
  * layer and an open metadata transaction; its files complete) and sealed (its files brought
@@ -11,8 +12,10 @@
  * most, which the store's sweep removes (their in-flight markers die with the process).
  */
 import { randomBytes } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { pipeline } from 'node:stream/promises'
 import { chainId as chainIdOf } from '../digest/chain-id.js'
-import type { ChainId } from '../digest/digest.js'
+import type { ChainId, DiffId } from '../digest/digest.js'
 import type { Driver } from '../drivers/types.js'
 import { InflightMarker } from '../internal/inflight.js'
 import type { LayerDb } from '../metadata/layer-db.js'
@@ -34,8 +37,8 @@ export interface RegisterHost {
   layer(chainId: ChainId): RoLayer | undefined
   /** A new hold on `layer`. */
   hold(layer: RoLayer): LayerHandle
-  /** Takes in a layer just recorded, whose tar is `tarSize` bytes long. */
-  recorded(layer: RoLayer, tarSize: number): void
+  /** Takes in a layer just recorded, whose tar is `tarSize` bytes long (when known). */
+  recorded(layer: RoLayer, tarSize?: number): void
   release(handle: LayerHandle): Promise<unknown>
 }
 
@@ -195,8 +198,51 @@ async function seal(
     if (existing !== undefined) return host.hold(existing)
     await p.txn.commit(chainId)
     p.recorded()
-    const layer = new RoLayer(await host.db.readLayer(chainId), below)
-    host.recorded(layer, tarSize)
-    return host.hold(layer)
+    return recorded(host, chainId, below, tarSize)
+  })
+}
+
+/** Under the lock: the layer just committed as `chainId`, taken into the view and held. */
+async function recorded(
+  host: RegisterHost,
+  chainId: ChainId,
+  below: RoLayer | undefined,
+  tarSize?: number,
+): Promise<LayerHandle> {
+  const layer = new RoLayer(await host.db.readLayer(chainId), below)
+  host.recorded(layer, tarSize)
+  return host.hold(layer)
+}
+
+/**
+ * Docker's RegisterByGraphID: records the driver layer `graphId` (already on disk, on
+ * `below`'s) as the layer `diffId`, with the tar-split metadata in `tarDataFile`. A layer
+ * with that ChainID already recorded is held instead.
+ */
+export async function adoptDriverLayer(
+  host: RegisterHost,
+  graphId: string,
+  below: RoLayer | undefined,
+  diffId: DiffId,
+  tarDataFile: string,
+  size: number,
+): Promise<LayerHandle> {
+  const chainId = chainIdOf(below?.chainId, diffId)
+  return host.locked(async () => {
+    const existing = host.layer(chainId)
+    if (existing !== undefined) return host.hold(existing)
+    const txn = await host.db.begin()
+    try {
+      txn.setDiffId(diffId)
+      txn.setSize(size)
+      txn.setCacheId(graphId)
+      if (below !== undefined) txn.setParent(below.chainId)
+      await pipeline(createReadStream(tarDataFile), txn.tarSplitStream())
+      await txn.commit(chainId)
+    } catch (err) {
+      await txn.cancel().catch(() => undefined)
+      throw err
+    }
+    return recorded(host, chainId, below)
   })
 }

@@ -10,12 +10,12 @@
  * place when complete, so an interrupted save leaves no partial archive under the name.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { createWriteStream } from 'node:fs'
 import { mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import type { Writable } from 'node:stream'
 import { digestHex, type ChainId, type DiffId, type Digest } from '../digest/digest.js'
+import { writeChunksToFile } from '../internal/chunk-file.js'
 import type { LayerStore } from '../layer/layer-store.js'
 import type { Layer } from '../layer/types.js'
 import { TYPE } from '../tar/types.js'
@@ -213,7 +213,7 @@ async function writeTarFile(
   }
   const tmp = join(dirname(out), `.${randomBytes(6).toString('hex')}.layerstore-save.tmp`)
   try {
-    await pipeline(tar, createWriteStream(tmp, { mode: 0o644 }))
+    await writeChunksToFile(tar, tmp, 0o644)
     await rename(tmp, out)
   } catch (err) {
     await unlink(tmp).catch(() => undefined)
@@ -239,7 +239,7 @@ async function writeDirectory(
     const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`
     try {
       if (f.bytes !== undefined) await writeFile(tmp, f.bytes, { mode: 0o644 })
-      else await pipeline(layerBytes(f, progress), createWriteStream(tmp, { mode: 0o644 }))
+      else await writeChunksToFile(layerBytes(f, progress), tmp, 0o644)
       await rename(tmp, path)
     } catch (err) {
       await unlink(tmp).catch(() => undefined)

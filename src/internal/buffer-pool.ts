@@ -10,7 +10,7 @@ const idle = new Map<number, Buffer[]>()
 /** `count` buffers of `size` bytes, recycled where some are idle. */
 export function borrowBuffers(count: number, size: number): Buffer[] {
   const spare = idle.get(size) ?? []
-  const out = spare.splice(0, count)
+  const out = spare.splice(Math.max(0, spare.length - count)) // the last given back: cache-hot
   while (out.length < count) out.push(Buffer.allocUnsafeSlow(size))
   return out
 }

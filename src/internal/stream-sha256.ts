@@ -5,6 +5,7 @@
  * source can reuse its buffer under the hash. Elsewhere, Node's hash on this thread.
  */
 import { createHash } from 'node:crypto'
+import { holdChunk, releaseChunk } from './chunk-lease.js'
 import { sys } from './sys.js'
 
 /**
@@ -43,6 +44,7 @@ export async function* sha256Through(
   try {
     for await (const chunk of source) {
       const seq = sys.sha256ThreadPush(thread, chunk)
+      holdChunk(chunk) // a leased chunk is not reused under the thread (chunk-lease.ts)
       hashing.push(chunk)
       waiting += chunk.length
       yield chunk
@@ -51,13 +53,14 @@ export async function* sha256Through(
       while (waiting > lagBytes) waiting -= hashing[release++]!.length
       if (release > 0) {
         sys.sha256ThreadWait(thread, seq - (hashing.length - release))
-        hashing.splice(0, release)
+        for (const done of hashing.splice(0, release)) releaseChunk(done)
       }
     }
     ended = true
     done(sys.sha256ThreadEnd(thread, true)!.toString('hex'))
   } finally {
     if (!ended) sys.sha256ThreadEnd(thread, false) // waits for the chunk being hashed
+    for (const done of hashing) releaseChunk(done)
     hashing.length = 0
   }
 }

@@ -8,12 +8,15 @@
  *   reads small files straight into them, 32 to a thread-pool job while the next entries are
  *   laid out: one chunk per batch instead of one per header and per file;
  * - with a getter that only has `readWhole`, small files are read several at a time ahead
- *   of the output.
+ *   of the output;
+ * - batches are leased chunks (internal/chunk-lease.ts): a consumer that releases them once
+ *   done (internal/chunk-file.ts) gets the same few buffers back, instead of new memory to
+ *   fault in for every 2 MiB.
  */
 import { Readable } from 'node:stream'
-import { open, type FileHandle } from 'node:fs/promises'
 import { Crc64 } from './crc64.js'
-import { borrowBuffers, returnBuffers } from '../internal/buffer-pool.js'
+import { leaseChunk } from '../internal/chunk-lease.js'
+import { writeChunksToFile } from '../internal/chunk-file.js'
 import { FileIntegrityError } from './errors.js'
 import {
   isFileEntry,
@@ -65,20 +68,20 @@ export function assemble(
   getter: FileGetter,
   options: AssembleOptions = {},
 ): AsyncGenerator<Uint8Array> {
-  return assembleBatches(entries, getter, () => Buffer.allocUnsafe(BATCH), options)
+  return assembleBatches(entries, getter, options)
 }
 
 /**
- * The core: output is gathered into batches that `newBatch` provides (each at least
- * SMALL_FILE + 1 bytes; a batch is handed out when full and a new one asked for at once);
- * files over SMALL_FILE bytes go out as their own chunks.
+ * The core: output is gathered into leased batches of BATCH bytes (a batch is handed out
+ * when full and a new one leased at once); a large file that a getter can only stream goes
+ * out as its own chunks.
  */
 async function* assembleBatches(
   entries: Entries,
   getter: FileGetter,
-  newBatch: () => Uint8Array,
   options: AssembleOptions,
 ): AsyncGenerator<Uint8Array> {
+  const newBatch = (): Buffer => leaseChunk(BATCH)
   const crc = options.checkCrc === false ? NO_CRC : new Crc64()
   const verify = (e: FileEntry, data?: Uint8Array): void => {
     if (crc === NO_CRC) return
@@ -297,11 +300,8 @@ export function assembleStream(
 }
 
 /**
- * Assembles into a file. With a getter that can `readInto`, output batches are recycled
- * buffers (REGIONS of them, used in turn, some being written while the next fills): small
- * files are read into them, checksummed in place and written from there, with no copy and
- * no fresh memory. Otherwise it is assembleStream piped to the file.
- * Returns the number of bytes written.
+ * Assembles into a file; the batches are written from where the files were read into and
+ * come back for the next ones (internal/chunk-file.ts). Returns the number of bytes written.
  */
 export async function assembleToFile(
   entries: Entries,
@@ -309,38 +309,5 @@ export async function assembleToFile(
   path: string,
   options: AssembleOptions = {},
 ): Promise<number> {
-  const regions = getter.readInto === undefined ? [] : borrowBuffers(REGIONS, BATCH)
-  try {
-    const fh = await open(path, 'w')
-    try {
-      let turn = 0
-      const next =
-        regions.length === 0 ? () => Buffer.allocUnsafe(BATCH) : () => regions[turn++ % REGIONS]!
-      let written = 0
-      // Up to REGIONS - 1 writes in flight, each at its own position: the region the next
-      // batch fills is then always one whose write has finished.
-      const inflight: Promise<void>[] = []
-      for await (const chunk of assembleBatches(entries, getter, next, options)) {
-        if (inflight.length >= REGIONS - 1) await inflight.shift()
-        inflight.push(writeAll(fh, chunk, written))
-        written += chunk.length
-      }
-      await Promise.all(inflight)
-      return written
-    } finally {
-      await fh.close()
-    }
-  } finally {
-    returnBuffers(regions)
-  }
-}
-
-/** Output batches of assembleToFile in use at once. */
-const REGIONS = 3
-
-async function writeAll(fh: FileHandle, chunk: Uint8Array, position: number): Promise<void> {
-  for (let off = 0; off < chunk.length;) {
-    const { bytesWritten } = await fh.write(chunk, off, chunk.length - off, position + off)
-    off += bytesWritten
-  }
+  return writeChunksToFile(assembleBatches(entries, getter, options), path)
 }

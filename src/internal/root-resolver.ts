@@ -35,6 +35,8 @@ export function components(p: Buffer): Buffer[] {
 }
 
 const isDotDot = (c: Buffer): boolean => c.length === 2 && c[0] === 0x2e && c[1] === 0x2e
+const isDot = (c: Buffer): boolean => c.length === 1 && c[0] === 0x2e
+const SLASH_BUFFER = Buffer.of(SLASH)
 
 export class RootResolver {
   readonly root: Buffer
@@ -45,6 +47,12 @@ export class RootResolver {
   readonly #dirs = new Map<string, Promise<boolean>>()
   /** The settled part of #dirs: checked without waiting. */
   readonly #confirmed = new Set<string>()
+  /**
+   * Host paths of directories by their name as given (latin1 key): a name in a directory
+   * seen before resolves with one lookup and one concat instead of a walk (a layer's 45k
+   * names come grouped by directory).
+   */
+  readonly #parents = new Map<string, Buffer>()
 
   /** Metadata calls are made synchronously (see the constructor). */
   readonly #sync: boolean
@@ -65,6 +73,35 @@ export class RootResolver {
    * A missing component ends the walk: the rest is joined as given (creation paths).
    */
   async resolve(name: Buffer, followLast = false): Promise<Buffer> {
+    if (followLast) return this.#walk(name, true)
+    let end = name.length
+    while (end > 0 && name[end - 1] === SLASH) end--
+    const slash = name.lastIndexOf(SLASH, end - 1)
+    const base = name.subarray(slash + 1, end)
+    if (base.length === 0 || isDot(base) || isDotDot(base)) return this.#walk(name, false)
+    const parentName = name.subarray(0, Math.max(slash, 0))
+    const key = parentName.toString('latin1')
+    let parent = this.#parents.get(key)
+    if (parent === undefined) {
+      parent = await this.#directory(parentName)
+      // Not a directory (missing, a file): the walk gives its answer or its error, uncached.
+      if (parent === undefined) return this.#walk(name, false)
+      this.#parents.set(key, parent)
+    }
+    return Buffer.concat([parent, SLASH_BUFFER, base])
+  }
+
+  /** Host path of `name` when it is a directory (followed if a symlink), else undefined. */
+  async #directory(name: Buffer): Promise<Buffer | undefined> {
+    const host = await this.#walk(name, true)
+    try {
+      return (await this.#lstat(host)).isDirectory() ? host : undefined
+    } catch {
+      return undefined
+    }
+  }
+
+  async #walk(name: Buffer, followLast: boolean): Promise<Buffer> {
     const pending = components(name).reverse() // a stack: next component last
     const parts: Buffer[] = [] // resolved relative components
     let links = 0
@@ -132,12 +169,13 @@ export class RootResolver {
   invalidate(): void {
     this.#dirs.clear()
     this.#confirmed.clear()
+    this.#parents.clear()
   }
 
   #host(parts: Buffer[]): Buffer {
     if (parts.length === 0) return this.root
     const list: Buffer[] = [this.root]
-    for (const p of parts) list.push(Buffer.of(SLASH), p)
+    for (const p of parts) list.push(SLASH_BUFFER, p)
     return Buffer.concat(list)
   }
 }

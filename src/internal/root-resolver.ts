@@ -53,6 +53,7 @@ export class RootResolver {
    * names come grouped by directory).
    */
   readonly #parents = new Map<string, Buffer>()
+  #lastParent: { name: Buffer; host: Buffer } | undefined
 
   /** Metadata calls are made synchronously (see the constructor). */
   readonly #sync: boolean
@@ -74,21 +75,35 @@ export class RootResolver {
    */
   async resolve(name: Buffer, followLast = false): Promise<Buffer> {
     if (followLast) return this.#walk(name, true)
-    let end = name.length
-    while (end > 0 && name[end - 1] === SLASH) end--
-    const slash = name.lastIndexOf(SLASH, end - 1)
-    const base = name.subarray(slash + 1, end)
-    if (base.length === 0 || isDot(base) || isDotDot(base)) return this.#walk(name, false)
-    const parentName = name.subarray(0, Math.max(slash, 0))
-    const key = parentName.toString('latin1')
-    let parent = this.#parents.get(key)
-    if (parent === undefined) {
-      parent = await this.#directory(parentName)
-      // Not a directory (missing, a file): the walk gives its answer or its error, uncached.
-      if (parent === undefined) return this.#walk(name, false)
-      this.#parents.set(key, parent)
+    const known = this.resolveKnown(name)
+    if (known !== undefined) return known
+    const split = splitLast(name)
+    if (split === undefined) return this.#walk(name, false)
+    const parent = await this.#directory(split.parent)
+    // Not a directory (missing, a file): the walk gives its answer or its error, uncached.
+    if (parent === undefined) return this.#walk(name, false)
+    this.#parents.set(split.parent.toString('latin1'), parent)
+    return joinHost(parent, split.base)
+  }
+
+  /**
+   * resolve(name) without waiting, when the name's directory was resolved before (else
+   * undefined): for callers resolving thousands of names, most in directories seen already.
+   */
+  resolveKnown(name: Buffer): Buffer | undefined {
+    const split = splitLast(name)
+    if (split === undefined) return undefined
+    const { parent: parentName, base } = split
+    let parent: Buffer | undefined
+    // Names come grouped by directory: most share the previous one's, compared as bytes.
+    if (this.#lastParent !== undefined && parentName.equals(this.#lastParent.name)) {
+      parent = this.#lastParent.host
+    } else {
+      parent = this.#parents.get(parentName.toString('latin1'))
+      if (parent === undefined) return undefined
+      this.#lastParent = { name: parentName, host: parent }
     }
-    return Buffer.concat([parent, SLASH_BUFFER, base])
+    return joinHost(parent, base)
   }
 
   /** Host path of `name` when it is a directory (followed if a symlink), else undefined. */
@@ -170,6 +185,7 @@ export class RootResolver {
     this.#dirs.clear()
     this.#confirmed.clear()
     this.#parents.clear()
+    this.#lastParent = undefined
   }
 
   #host(parts: Buffer[]): Buffer {
@@ -178,6 +194,27 @@ export class RootResolver {
     for (const p of parts) list.push(SLASH_BUFFER, p)
     return Buffer.concat(list)
   }
+}
+
+/**
+ * A name's directory and last component, when the name can be resolved from its directory's
+ * host path (its last component is a plain name, not `.` or `..`).
+ */
+function splitLast(name: Buffer): { parent: Buffer; base: Buffer } | undefined {
+  let end = name.length
+  while (end > 0 && name[end - 1] === SLASH) end--
+  const slash = name.lastIndexOf(SLASH, end - 1)
+  const base = name.subarray(slash + 1, end)
+  if (base.length === 0 || isDot(base) || isDotDot(base)) return undefined
+  return { parent: name.subarray(0, Math.max(slash, 0)), base }
+}
+
+function joinHost(parent: Buffer, base: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(parent.length + 1 + base.length)
+  parent.copy(out)
+  out[parent.length] = SLASH
+  base.copy(out, parent.length + 1)
+  return out
 }
 
 function joinKey(parts: Buffer[]): string {

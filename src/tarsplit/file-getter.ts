@@ -98,11 +98,13 @@ export class PathFileGetter implements FileGetter {
     const paths: Buffer[] = []
     const layout: number[] = []
     for (const [i, r] of reads.entries()) {
-      let path: Buffer
-      try {
-        path = await this.#resolver.resolve(r.name, false)
-      } catch {
-        continue // readInto explains
+      let path = this.#resolver.resolveKnown(r.name)
+      if (path === undefined) {
+        try {
+          path = await this.#resolver.resolve(r.name, false)
+        } catch {
+          continue // readInto explains
+        }
       }
       if (path.includes(0)) continue
       index.push(i)

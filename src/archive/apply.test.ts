@@ -2,7 +2,7 @@
  * apply(): Docker's whiteout sequence (SPEC.md §7.8, TestApplyLayerWhiteouts) and the
  * behaviours the corpus chains do not pin down one by one.
  */
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { lstatSync, mkdirSync, readFileSync, readdirSync, writeFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
@@ -352,40 +352,34 @@ test('files created in the background keep the archive order', async (t) => {
       header: { name: `${prefix}/f${i}`, mode: 0o644 },
       body: Buffer.from(`${prefix} ${i}`),
     }))
-  await t.test('a name given twice: the last entry wins', async (t) => {
+  /** `entries` applied to a scratch directory, which it gives back. */
+  const applied = async (t: TestContext, entries: TarWriteEntry[]): Promise<string> => {
     const dir = await scratchFor(t)
-    await apply(
-      writeTar([
-        ...files('d', 50),
-        { header: { name: 'd/f7', mode: 0o600 }, body: Buffer.from('second') },
-      ]),
-      dir,
-    )
+    await apply(writeTar(entries), dir)
+    return dir
+  }
+  await t.test('a name given twice: the last entry wins', async (t) => {
+    const dir = await applied(t, [
+      ...files('d', 50),
+      { header: { name: 'd/f7', mode: 0o600 }, body: Buffer.from('second') },
+    ])
     assert.equal(readFileSync(join(dir, 'd/f7'), 'utf8'), 'second')
     assert.equal(statSync(join(dir, 'd/f7')).mode & 0o777, 0o600)
   })
   await t.test('a file, then a name below it: not a directory', async (t) => {
-    const dir = await scratchFor(t)
     await assert.rejects(
-      apply(
-        writeTar([...files('d', 20), { header: { name: 'd/f3/x' }, body: Buffer.from('') }]),
-        dir,
-      ),
+      applied(t, [...files('d', 20), { header: { name: 'd/f3/x' }, body: Buffer.from('') }]),
       { code: 'ARCHIVE_INVALID_ENTRY' },
     )
   })
   await t.test('a directory of files in flight, replaced by a file, then whited out', async (t) => {
-    const dir = await scratchFor(t)
-    await apply(
-      writeTar([
-        ...files('d', 100),
-        { header: { name: 'd', mode: 0o644 }, body: Buffer.from('now a file') },
-        ...files('e', 100),
-        { header: { name: '.wh.e', mode: 0o644 }, body: Buffer.from('') },
-        { header: { name: 'l', typeflag: TYPE.LINK, linkname: 'd' } },
-      ]),
-      dir,
-    )
+    const dir = await applied(t, [
+      ...files('d', 100),
+      { header: { name: 'd', mode: 0o644 }, body: Buffer.from('now a file') },
+      ...files('e', 100),
+      { header: { name: '.wh.e', mode: 0o644 }, body: Buffer.from('') },
+      { header: { name: 'l', typeflag: TYPE.LINK, linkname: 'd' } },
+    ])
     assert.deepEqual(tree(dir), ['d', 'l'])
     assert.equal(statSync(join(dir, 'l')).ino, statSync(join(dir, 'd')).ino)
   })
